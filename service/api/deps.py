@@ -1,0 +1,68 @@
+"""Request dependencies as typed aliases: the database session and the caller."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from service.auth.api_keys import authenticate_api_key
+from service.auth.principal import Principal, Role
+from service.problems import Forbidden, Unauthorized
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    session: Session = request.app.state.sessionmaker()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_principal(request: Request, session: SessionDep) -> Principal:
+    api_key = request.headers.get("x-api-key")
+    principal: Principal | None = None
+    if api_key:
+        principal = authenticate_api_key(session, api_key)
+        if principal is None:
+            raise Unauthorized("the API key is unknown or revoked")
+    else:
+        authorization = request.headers.get("authorization", "")
+        scheme, _, token = authorization.partition(" ")
+        verify_token = getattr(request.app.state, "verify_access_token", None)
+        if scheme.lower() == "bearer" and token and verify_token is not None:
+            principal = verify_token(session, token)
+        if principal is None:
+            raise Unauthorized("send an X-API-Key header or an Authorization: Bearer token")
+    request.state.principal = principal
+    # Commit last_used_at now: a later failure in the route must not undo it, nor be undone.
+    session.commit()
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def require(role: Role) -> Callable[[Principal], Principal]:
+    """A dependency that admits callers of ``role`` or above."""
+
+    def check(principal: CurrentPrincipal) -> Principal:
+        if not principal.can_act_as(role):
+            raise Forbidden(f"this needs the {role.value} role; the caller is {principal.role}")
+        return principal
+
+    return check
+
+
+AdminPrincipal = Annotated[Principal, Depends(require(Role.admin))]
+OperatorPrincipal = Annotated[Principal, Depends(require(Role.operator))]
+ClientPrincipal = Annotated[Principal, Depends(require(Role.client))]

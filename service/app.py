@@ -1,0 +1,47 @@
+"""The FastAPI application. Everything expensive is built once in ``lifespan``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service.api import api_keys, health
+from service.datadir import load_secrets
+from service.db.session import make_engine, make_sessionmaker
+from service.middleware import RequestContextMiddleware
+from service.problems import install_problem_handlers
+from service.settings import Settings
+
+Component = Callable[[FastAPI, Settings], AsyncIterator[None]]
+
+
+def create_app(settings: Settings, *, database_url: str) -> FastAPI:
+    """An app bound to one database. ``faceprint serve`` resolves the URL (embedded or
+    external) before building the app, so the app itself never starts servers."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(database_url)
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.secrets = load_secrets(settings)
+        app.state.readiness_probes = {}
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    app = FastAPI(
+        title="Faceprint",
+        version="0.1.0",
+        description="Self-hosted face verification (1:1) and identification (1:N).",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(health.router)
+    app.include_router(api_keys.router)
+    return app

@@ -1,0 +1,116 @@
+"""The ``faceprint`` command line."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from service.auth import key_admin
+from service.auth.principal import Role
+from service.datadir import DataDirInUse, ServeLock
+from service.logging_setup import configure_logging
+from service.runtime import database, sessions
+from service.settings import get_settings
+
+app = typer.Typer(
+    help="Faceprint: self-hosted face verification (1:1) and identification (1:N).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _err(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port (default 8000).")] = None,
+    workers: Annotated[int, typer.Option(help="Uvicorn worker processes.")] = 1,
+) -> None:
+    """Run the HTTP API. With nothing configured it starts the embedded PostgreSQL in the
+    data directory, applies pending migrations, and stops the database on exit."""
+    from service.app import create_app
+
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    host = host or settings.host
+    port = port or settings.port
+    lock = ServeLock(settings.data_dir)
+    try:
+        lock.acquire()
+    except DataDirInUse as exc:
+        _err(f"error: {exc}")
+        raise typer.Exit(code=1) from exc
+    try:
+        with database(settings) as url:
+            where = "embedded PostgreSQL" if settings.embedded else "external PostgreSQL"
+            _err(
+                f"Faceprint data directory: {settings.data_dir} ({where})\n"
+                f"API docs: http://{host}:{port}/docs\n"
+                "Create the first key: faceprint keys create --name admin --role admin"
+            )
+            uvicorn.run(
+                create_app(settings, database_url=url),
+                host=host,
+                port=port,
+                workers=workers if workers > 1 else None,
+                log_config=None,
+                access_log=False,
+            )
+    finally:
+        lock.release()
+
+
+@app.command("migrate")
+def migrate_cmd() -> None:
+    """Apply pending schema migrations (Alembic) to the configured database."""
+    settings = get_settings()
+    configure_logging("WARNING")
+    with database(settings, apply_migrations=True):
+        pass
+    _err("database schema is at the latest revision")
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="A label for the key, e.g. the system that uses it.")],
+    role: Annotated[Role, typer.Option(help="admin, operator or client.")],
+    gallery: Annotated[
+        list[uuid.UUID] | None,
+        typer.Option(help="Restrict the key to this gallery id (repeatable); omit for all."),
+    ] = None,
+) -> None:
+    """Create an API key and print it on stdout (only the key). It is shown once and stored
+    hashed: keep it."""
+    settings = get_settings()
+    configure_logging("WARNING")
+    with sessions(settings) as (_, make_session), make_session() as session:
+        new = key_admin.create(session, name=name, role=role, galleries=gallery, actor=None)
+        session.commit()
+        sys.stdout.write(new.plaintext + "\n")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[uuid.UUID, typer.Argument(help="The key's id.")]) -> None:
+    """Revoke an API key: it stops authenticating at once."""
+    from service.auth.principal import Principal
+
+    settings = get_settings()
+    configure_logging("WARNING")
+    cli_actor = Principal(kind="cli", id="cli", role=Role.admin)
+    with sessions(settings) as (_, make_session), make_session() as session:
+        key_admin.revoke(session, key_id=key_id, actor=cli_actor)
+        session.commit()
+    _err(f"revoked {key_id}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,299 @@
+"""The relational schema, in one place. Alembic revisions under ``migrations/`` create it;
+``tests/test_migrations.py`` checks that the two agree."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def _uuid_pk() -> Mapped[uuid.UUID]:
+    return mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+
+
+def _created() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String(16))
+    disabled: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    created_at: Mapped[datetime] = _created()
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(32), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16))
+    # NULL: every gallery; otherwise the galleries this key may touch.
+    gallery_ids: Mapped[list[uuid.UUID] | None] = mapped_column(ARRAY(UUID(as_uuid=True)))
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = _created()
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RefreshToken(Base):
+    __tablename__ = "refresh_tokens"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    family_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), index=True)
+    token_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime] = _created()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Model(Base):
+    """A registered embedding model: what its vectors mean and where to cut a decision."""
+
+    __tablename__ = "models"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dim: Mapped[int] = mapped_column(Integer)
+    metric: Mapped[str] = mapped_column(String(16), server_default="cosine")
+    threshold: Mapped[float] = mapped_column(Float)
+    version: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _created()
+
+
+class Gallery(Base):
+    __tablename__ = "galleries"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    name: Mapped[str] = mapped_column(String(200))
+    active_model_id: Mapped[str] = mapped_column(ForeignKey("models.id"))
+    # Set while a reindex runs: new enrollments are embedded for both models.
+    pending_model_id: Mapped[str | None] = mapped_column(ForeignKey("models.id"))
+    previous_model_id: Mapped[str | None] = mapped_column(ForeignKey("models.id"))
+    store_probes: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = _created()
+
+
+class Subject(Base):
+    __tablename__ = "subjects"
+    __table_args__ = (UniqueConstraint("gallery_id", "external_id"),)
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    gallery_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("galleries.id", ondelete="CASCADE"), index=True
+    )
+    external_id: Mapped[str] = mapped_column(String(200))
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    metadata_: Mapped[dict[str, Any]] = mapped_column(
+        "metadata", JSONB, server_default=text("'{}'::jsonb")
+    )
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+
+class Face(Base):
+    """One enrolled photo of a subject: where the face was, how good it was, and the
+    stored original that a reindex re-embeds from."""
+
+    __tablename__ = "faces"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    subject_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("subjects.id", ondelete="CASCADE"), index=True
+    )
+    gallery_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("galleries.id", ondelete="CASCADE"), index=True
+    )
+    image_key: Mapped[str] = mapped_column(String(300))
+    image_sha256: Mapped[str] = mapped_column(String(64))
+    bbox: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    landmarks: Mapped[list[Any] | None] = mapped_column(JSONB)
+    quality: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    quality_score: Mapped[float | None] = mapped_column(Float)
+    # pending: stored, waiting for the worker; ready: embedded and indexed; failed.
+    status: Mapped[str] = mapped_column(String(16), server_default="ready")
+    created_at: Mapped[datetime] = _created()
+
+
+class Template(Base):
+    """A face's embedding under one model. Postgres is the system of record; the vector
+    index (pgvector in this table, or Qdrant/Milvus) is a projection of these rows."""
+
+    __tablename__ = "templates"
+    __table_args__ = (
+        UniqueConstraint("face_id", "model_id"),
+        Index("ix_templates_subject_model", "subject_id", "model_id"),
+        Index("ix_templates_gallery_model", "gallery_id", "model_id"),
+    )
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    face_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("faces.id", ondelete="CASCADE"))
+    subject_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"))
+    gallery_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("galleries.id", ondelete="CASCADE"))
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.id"))
+    # Untyped vector: each model's dimension is fixed by an expression HNSW index per model.
+    embedding: Mapped[Any] = mapped_column(Vector())
+    created_at: Mapped[datetime] = _created()
+
+
+class IndexOutbox(Base):
+    """Writes bound for an external vector index (Qdrant, Milvus), committed with the
+    template row and drained by the relay, so a crash loses and duplicates nothing."""
+
+    __tablename__ = "index_outbox"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    op: Mapped[str] = mapped_column(String(16))
+    template_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    gallery_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    subject_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    model_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _created()
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class Verification(Base):
+    """Verification history: every verify and search decision, for audit and SQL analytics."""
+
+    __tablename__ = "verifications"
+    __table_args__ = (Index("ix_verifications_gallery_created", "gallery_id", "created_at"),)
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    created_at: Mapped[datetime] = _created()
+    kind: Mapped[str] = mapped_column(String(16))  # verify | search | liveness
+    principal_type: Mapped[str] = mapped_column(String(16))  # api_key | user
+    principal_id: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    gallery_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    subject_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    model_id: Mapped[str | None] = mapped_column(String(64))
+    similarity: Mapped[float | None] = mapped_column(Float)
+    threshold: Mapped[float | None] = mapped_column(Float)
+    match: Mapped[bool | None] = mapped_column(Boolean)
+    candidates: Mapped[list[Any] | None] = mapped_column(JSONB)
+    probe_bbox: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    probe_quality: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    probe_image_key: Mapped[str | None] = mapped_column(String(300))
+    liveness_decision: Mapped[str | None] = mapped_column(String(16))
+    liveness_score: Mapped[float | None] = mapped_column(Float)
+    liveness_signals: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+
+
+class Webhook(Base):
+    __tablename__ = "webhooks"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    url: Mapped[str] = mapped_column(Text)
+    # Encrypted with the data key: it must be recoverable to sign deliveries.
+    secret_encrypted: Mapped[bytes] = mapped_column()
+    events: Mapped[list[str]] = mapped_column(ARRAY(String(64)))
+    active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = _created()
+
+
+class Event(Base):
+    """Transactional outbox of domain events (enrollment.completed, verification.*)."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = _created()
+    dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class WebhookDelivery(Base):
+    __tablename__ = "webhook_deliveries"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    webhook_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("webhooks.id", ondelete="CASCADE"), index=True
+    )
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_attempt_at: Mapped[datetime] = _created()
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Job(Base):
+    """Durable job queue (SELECT … FOR UPDATE SKIP LOCKED; LISTEN/NOTIFY wakes workers)."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_status_run_after", "status", "run_after"),)
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), server_default="queued")
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    max_attempts: Mapped[int] = mapped_column(Integer, server_default="5")
+    run_after: Mapped[datetime] = _created()
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    worker_id: Mapped[str | None] = mapped_column(String(128))
+    gallery_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+
+class LivenessSession(Base):
+    __tablename__ = "liveness_sessions"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    principal_id: Mapped[str] = mapped_column(String(64))
+    actions: Mapped[list[str]] = mapped_column(ARRAY(String(32)))
+    status: Mapped[str] = mapped_column(String(16), server_default="pending")
+    reasons: Mapped[list[str]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    state: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    frames_received: Mapped[int] = mapped_column(Integer, server_default="0")
+    created_at: Mapped[datetime] = _created()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditLog(Base):
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = _created()
+    actor_type: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    target_type: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[str] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    request_id: Mapped[str | None] = mapped_column(String(64))

@@ -1,0 +1,99 @@
+"""One settings object for the whole service, read from ``FACEPRINT_*`` variables.
+
+Nothing set means the embedded default: a data directory holding an embedded
+PostgreSQL, the image store and the generated secrets.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+VectorBackendName = Literal["pgvector", "qdrant", "qdrant-edge", "milvus"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FACEPRINT_", extra="ignore")
+
+    data_dir: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_data_dir("faceprint", appauthor=False)),
+        description="Holds the embedded PostgreSQL, the image store and generated secrets.",
+    )
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="postgresql+psycopg://… of an external server; unset starts the embedded one.",
+    )
+    redis_url: str | None = None
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    vector_backend: VectorBackendName = "pgvector"
+    qdrant_url: str | None = None
+    qdrant_api_key: SecretStr | None = None
+    milvus_uri: str | None = None
+    hnsw_m: int = 16
+    hnsw_ef_construction: int = 64
+    hnsw_ef_search: int = 80
+
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
+
+    model_dir: Path | None = Field(
+        default=None, description="Operator-provided model packs (InsightFace, anti-spoofing)."
+    )
+    default_model: str = "dlib-resnet-v1"
+    detector: str = "blazeface"
+    intra_op_threads: int = 1
+
+    jwt_secret: SecretStr | None = Field(
+        default=None, description="HS256 signing key; generated into the data dir when unset."
+    )
+    encryption_key: SecretStr | None = Field(
+        default=None,
+        description="base64 AES-256 key for stored images; generated into the data dir when unset.",
+    )
+    access_token_ttl_s: int = 900
+    refresh_token_ttl_s: int = 14 * 24 * 3600
+
+    max_upload_bytes: int = 10 * 1024 * 1024
+    max_image_pixels: int = 40_000_000
+
+    rate_limit_per_minute: int = 600
+    log_level: str = "INFO"
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _strong_jwt_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("FACEPRINT_JWT_SECRET must be at least 32 characters")
+        return value
+
+    @model_validator(mode="after")
+    def _backend_urls(self) -> Settings:
+        if self.vector_backend == "qdrant" and not self.qdrant_url:
+            raise ValueError("FACEPRINT_VECTOR_BACKEND=qdrant needs FACEPRINT_QDRANT_URL")
+        return self
+
+    @property
+    def embedded(self) -> bool:
+        """True when the service runs its own PostgreSQL inside the data directory."""
+        return self.database_url is None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

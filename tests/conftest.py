@@ -1,0 +1,170 @@
+"""Shared fixtures: one embedded PostgreSQL per test session, a fresh database per test
+(cloned from a migrated template, which takes milliseconds), real Redis, real images."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+from sqlalchemy import Engine
+
+from service import migrate
+from service.db.session import make_engine
+
+REPO = Path(__file__).resolve().parent.parent
+FACES_DIR = REPO.parent / "shared" / "data" / "faces"
+LFW_DIR = REPO.parent / "shared" / "data" / "lfw-dev"
+TEMPLATE_DB = "faceprint_template"
+
+
+@pytest.fixture(scope="session")
+def pg_admin_uri() -> Iterator[str]:
+    """libpq URI of the session's embedded server (database ``postgres``)."""
+    from service.embedded_db import EmbeddedPostgres, _sqlalchemy_url
+
+    root = Path(tempfile.mkdtemp(prefix="faceprint-test-pg-"))
+    embedded = EmbeddedPostgres(root)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        embedded.start()
+    admin = embedded.admin_uri()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE_DB)))
+    migrate.upgrade(_sqlalchemy_url(admin, TEMPLATE_DB))
+    try:
+        yield admin
+    finally:
+        embedded.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _make_database(admin: str, template: str | None) -> str:
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template:
+            query = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template)
+            )
+        conn.execute(query)
+    return name
+
+
+def _drop_database(admin: str, name: str) -> None:
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@pytest.fixture
+def db_url(pg_admin_uri: str) -> Iterator[str]:
+    """SQLAlchemy URL of a fresh, fully migrated database for this test alone."""
+    from service.embedded_db import _sqlalchemy_url
+
+    name = _make_database(pg_admin_uri, TEMPLATE_DB)
+    try:
+        yield _sqlalchemy_url(pg_admin_uri, name)
+    finally:
+        _drop_database(pg_admin_uri, name)
+
+
+@pytest.fixture
+def empty_db_url(pg_admin_uri: str) -> Iterator[str]:
+    """SQLAlchemy URL of an empty database (no schema), for migration tests."""
+    from service.embedded_db import _sqlalchemy_url
+
+    name = _make_database(pg_admin_uri, None)
+    try:
+        yield _sqlalchemy_url(pg_admin_uri, name)
+    finally:
+        _drop_database(pg_admin_uri, name)
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    engine = make_engine(db_url, pool_size=5)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "data"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The real Redis that .ci/run starts on 127.0.0.1:6379; each test gets its own db
+    number cleared first."""
+    import redis
+
+    url = os.environ.get("FACEPRINT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    client = redis.Redis.from_url(url)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError as exc:
+        pytest.fail(f"Redis is not answering at {url}: start redis-server ({exc})")
+    client.flushdb()
+    return url
+
+
+@pytest.fixture(scope="session")
+def faces_dir() -> Path:
+    if not FACES_DIR.is_dir():
+        pytest.fail(f"the shared face photos are missing: {FACES_DIR}")
+    return FACES_DIR
+
+
+@pytest.fixture
+def settings(data_dir: Path, db_url: str):  # noqa: ANN201 - Settings, imported lazily
+    from pydantic import SecretStr
+
+    from service.settings import Settings
+
+    return Settings(data_dir=data_dir, database_url=SecretStr(db_url))
+
+
+@pytest.fixture
+def client(settings, db_url: str):  # noqa: ANN001, ANN201
+    """A TestClient over the real app, bound to this test's database."""
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+
+    with TestClient(create_app(settings, database_url=db_url)) as test_client:
+        yield test_client
+
+
+def make_key(client, role: str, galleries: list[str] | None = None) -> str:  # noqa: ANN001
+    """Create an API key straight through the service function the CLI uses."""
+    from service.auth import key_admin
+    from service.auth.principal import Role
+
+    with client.app.state.sessionmaker() as session:
+        new = key_admin.create(
+            session,
+            name=f"test-{role}",
+            role=Role(role),
+            galleries=[uuid.UUID(g) for g in galleries] if galleries else None,
+            actor=None,
+        )
+        session.commit()
+        return new.plaintext
+
+
+@pytest.fixture
+def admin_key(client) -> str:  # noqa: ANN001
+    return make_key(client, "admin")
