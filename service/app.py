@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from service.api import api_keys, health
+from service.api import api_keys, health, jobs
 from service.datadir import load_secrets
 from service.db.session import make_engine, make_sessionmaker
 from service.middleware import RequestContextMiddleware
@@ -44,4 +44,5 @@ def create_app(settings: Settings, *, database_url: str) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     app.include_router(api_keys.router)
+    app.include_router(jobs.router)
     return app

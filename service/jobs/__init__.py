@@ -1,0 +1,1 @@
+"""The durable job queue in Postgres and the loop that works through it."""

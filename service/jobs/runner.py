@@ -1,0 +1,236 @@
+"""The worker loop: claim a batch, run the heavy part for the whole batch at once, then
+commit each job's effects in its own transaction together with its completion.
+
+Dynamic batching: after the first job arrives the loop keeps claiming until it has
+``batch_size`` jobs or ``max_wait_ms`` have passed, so a burst is embedded in large
+batches and a lone job is not kept waiting.
+
+Graceful stop (``stop`` event, set by SIGTERM): a batch being gathered is released back
+to the queue; a batch being processed is finished. Either way nothing is left leased.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.jobs import queue
+from service.jobs.metrics import WorkerMetrics
+from service.jobs.queue import ClaimedJob
+
+log = logging.getLogger(__name__)
+
+
+class PermanentJobError(Exception):
+    """The job can never succeed (bad image, no face, deleted subject): fail it now,
+    without retries. ``reason`` is a short stable code for metrics and reports."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+class JobHandler(Protocol):
+    """What the runner needs from a kind of job. ``prepare`` does the expensive work for a
+    batch outside any transaction (decode, detect, embed); ``apply`` writes one job's
+    effects inside the transaction that also completes it."""
+
+    kinds: Sequence[str]
+
+    def prepare(self, jobs: Sequence[ClaimedJob]) -> list[Any]:
+        """One entry per job, in order: the prepared value, or the exception it raised."""
+        ...
+
+    def apply(self, session: Session, job: ClaimedJob, prepared: Any) -> dict[str, Any]:
+        """Write the effects; returns the job's result. Returns the number of faces in the
+        result under ``"faces"`` (default 1) for the throughput metrics."""
+        ...
+
+
+@dataclass
+class RunnerConfig:
+    batch_size: int = 32
+    max_wait_ms: float = 50.0
+    lease_s: float = 60.0
+    poll_s: float = 2.0
+    worker_id: str = field(default_factory=lambda: f"worker-{uuid.uuid4().hex[:12]}")
+
+
+@dataclass
+class BatchOutcome:
+    done: int = 0
+    failed: int = 0
+    retried: int = 0
+    lost: int = 0
+
+
+class JobRunner:
+    def __init__(
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        handler: JobHandler,
+        config: RunnerConfig,
+        metrics: WorkerMetrics | None = None,
+        wait_for_jobs: Callable[[float], bool] | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.handler = handler
+        self.config = config
+        self.metrics = metrics or WorkerMetrics()
+        # LISTEN-based wait; without one the runner sleeps (tests, or no notifications).
+        self._wait = wait_for_jobs or (lambda timeout: bool(time.sleep(timeout)))
+        self.kinds = list(handler.kinds)
+
+    # -- claiming ---------------------------------------------------------------------
+
+    def _claim(self, limit: int) -> list[ClaimedJob]:
+        with self.sessions() as session:
+            return queue.claim(
+                session,
+                worker_id=self.config.worker_id,
+                kinds=self.kinds,
+                limit=limit,
+                lease_s=self.config.lease_s,
+            )
+
+    def _reclaim_and_measure(self) -> None:
+        with self.sessions() as session:
+            reclaimed = queue.reclaim_expired(session)
+            depth = queue.queue_depth(session, self.kinds)
+            session.commit()
+        if reclaimed:
+            log.warning("requeued %d jobs whose lease expired", reclaimed)
+        self.metrics.queue_depth.set(depth)
+
+    def gather(self, stop: threading.Event) -> list[ClaimedJob]:
+        """Claim up to ``batch_size`` jobs, waiting at most ``max_wait_ms`` after the first."""
+        batch = self._claim(self.config.batch_size)
+        if not batch:
+            return []
+        deadline = time.monotonic() + self.config.max_wait_ms / 1000
+        while len(batch) < self.config.batch_size and not stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            more = self._claim(self.config.batch_size - len(batch))
+            if more:
+                batch.extend(more)
+            else:
+                self._wait(min(left, 0.01))
+        return batch
+
+    # -- processing -------------------------------------------------------------------
+
+    def _heartbeat(self, ids: list[uuid.UUID], done: threading.Event) -> None:
+        while not done.wait(self.config.lease_s / 3):
+            with self.sessions() as session:
+                queue.extend_leases(session, ids, self.config.worker_id, self.config.lease_s)
+                session.commit()
+
+    def process(self, batch: list[ClaimedJob]) -> BatchOutcome:
+        started = time.perf_counter()
+        finished = threading.Event()
+        beat = threading.Thread(
+            target=self._heartbeat, args=([j.id for j in batch], finished), daemon=True
+        )
+        beat.start()
+        try:
+            try:
+                prepared = self.handler.prepare(batch)
+            except Exception as exc:  # the whole batch failed to prepare: each job retries
+                log.exception("batch preparation failed")
+                prepared = [exc] * len(batch)
+            outcome = BatchOutcome()
+            faces = 0
+            for job, value in zip(batch, prepared, strict=True):
+                faces += self._finish(job, value, outcome)
+        finally:
+            finished.set()
+            beat.join()
+        elapsed = time.perf_counter() - started
+        self.metrics.batch_size.observe(len(batch))
+        self.metrics.faces.inc(faces)
+        if elapsed > 0:
+            self.metrics.faces_per_second.set(faces / elapsed)
+        return outcome
+
+    def _finish(self, job: ClaimedJob, value: Any, outcome: BatchOutcome) -> int:
+        worker = self.config.worker_id
+        if not isinstance(value, BaseException):
+            with self.sessions() as session:
+                if not queue.lock_owned(session, job.id, worker):
+                    session.rollback()
+                    outcome.lost += 1
+                    log.warning("lease on job %s was lost; another worker owns it", job.id)
+                    return 0
+                try:
+                    result = self.handler.apply(session, job, value)
+                    queue.complete(session, job.id, worker, result)
+                    session.commit()
+                    outcome.done += 1
+                    self.metrics.jobs.labels("done").inc()
+                    return int(result.get("faces", 1))
+                except Exception as exc:  # noqa: BLE001 - recorded on the job below
+                    session.rollback()
+                    value = exc
+        return self._record_failure(job, value, outcome)
+
+    def _record_failure(self, job: ClaimedJob, exc: BaseException, outcome: BatchOutcome) -> int:
+        permanent = isinstance(exc, PermanentJobError)
+        reason = exc.reason if isinstance(exc, PermanentJobError) else type(exc).__name__
+        detail = exc.detail if isinstance(exc, PermanentJobError) else f"{reason}: {exc}"
+        if not permanent:
+            log.warning("job %s attempt %d failed: %s", job.id, job.attempts, detail)
+        with self.sessions() as session:
+            status = queue.fail(
+                session,
+                job.id,
+                self.config.worker_id,
+                detail,
+                permanent=permanent,
+                result={"reason": reason},
+            )
+            session.commit()
+        self.metrics.failures.labels(reason).inc()
+        if status == queue.FAILED:
+            outcome.failed += 1
+            self.metrics.jobs.labels("failed").inc()
+        elif status == queue.QUEUED:
+            outcome.retried += 1
+        else:
+            outcome.lost += 1
+        return 0
+
+    # -- the loop ---------------------------------------------------------------------
+
+    def run_once(self, stop: threading.Event) -> int:
+        """Gather and process one batch; returns its size (0: nothing was due)."""
+        batch = self.gather(stop)
+        if not batch:
+            return 0
+        if stop.is_set():
+            with self.sessions() as session:
+                queue.release(session, [j.id for j in batch], self.config.worker_id)
+                session.commit()
+            return 0
+        self.process(batch)
+        return len(batch)
+
+    def run(self, stop: threading.Event) -> None:
+        last_check = 0.0
+        while not stop.is_set():
+            now = time.monotonic()
+            if now - last_check >= self.config.poll_s:
+                self._reclaim_and_measure()
+                last_check = now
+            if self.run_once(stop) == 0 and not stop.is_set():
+                self._wait(self.config.poll_s)
