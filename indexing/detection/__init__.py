@@ -1,0 +1,1 @@
+"""Face detectors behind one protocol (``base.Detector``), chosen by name."""

@@ -1,0 +1,33 @@
+"""The detector protocol and what a detector returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from indexing.types import BBox, RGBImage
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One face. ``bbox`` follows dlib's convention (a HOG-sized box; ``right`` and
+    ``bottom`` exclusive) whatever the detector, so the 5-point predictor and the
+    chips behave the same. ``keypoints`` are the detector's own points in image
+    pixels, when it has any; ``roll`` (degrees, positive = clockwise on screen) is
+    estimated from them and used only to straighten the face before landmarking."""
+
+    bbox: BBox
+    score: float
+    keypoints: NDArray[np.float32] | None = None
+    roll: float | None = None
+
+
+class Detector(Protocol):
+    name: str
+
+    def detect(self, image: RGBImage) -> list[Detection]:
+        """All faces found in an RGB image, in any order."""
+        ...
