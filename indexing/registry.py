@@ -44,6 +44,16 @@ DLIB_RESNET_V1 = ModelSpec(
     target_fmr=1e-3,
     calibrated_on="provisional: dlib's Euclidean 0.6 on unit vectors",
 )
+# The same weights as dlib-resnet-v1 run by onnxruntime (tests/test_dlib_onnx_parity.py:
+# cosine >= 0.9999 to dlib-bin), so it shares that model's dimension and threshold.
+DLIB_RESNET_V1_ONNX = ModelSpec(
+    id="dlib-resnet-v1-onnx",
+    dim=DLIB_RESNET_V1.dim,
+    version=DLIB_RESNET_V1.version + " as ONNX",
+    threshold=DLIB_RESNET_V1.threshold,
+    target_fmr=DLIB_RESNET_V1.target_fmr,
+    calibrated_on=DLIB_RESNET_V1.calibrated_on,
+)
 # No pack ships with the service, so nothing here calibrated it: 0.30 is the operating
 # point InsightFace publishes for its ArcFace packs. Recalibrate with
 # benchmarks/accuracy.py --model arcface-onnx once a pack is installed.
@@ -63,6 +73,14 @@ def _build_dlib(ctx: EmbedderContext) -> Embedder:
     return DlibResnetEmbedder(DLIB_RESNET_V1)
 
 
+def _build_dlib_onnx(ctx: EmbedderContext) -> Embedder:
+    from indexing.embedders.dlib_onnx import DlibOnnxEmbedder
+
+    return DlibOnnxEmbedder(
+        DLIB_RESNET_V1_ONNX, ctx.cache_dir, intra_op_threads=ctx.intra_op_threads
+    )
+
+
 def _build_arcface(ctx: EmbedderContext) -> Embedder:
     if ctx.model_dir is None:
         raise ModelUnavailable(ARCFACE_ONNX.id, "FACEPRINT_MODEL_DIR is not set")
@@ -78,7 +96,7 @@ MODELS: Mapping[str, ModelEntry] = MappingProxyType(
     {
         DLIB_RESNET_V1.id: ModelEntry(DLIB_RESNET_V1, "dlib-150", _build_dlib),
         ARCFACE_ONNX.id: ModelEntry(ARCFACE_ONNX, "arcface-112", _build_arcface),
-        # dlib-resnet-v1-onnx: added by the owner of indexing/embedders/dlib_onnx.py.
+        DLIB_RESNET_V1_ONNX.id: ModelEntry(DLIB_RESNET_V1_ONNX, "dlib-150", _build_dlib_onnx),
     }
 )
 
