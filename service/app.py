@@ -7,11 +7,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from service.api import api_keys, health, jobs
+from service.api import api_keys, auth, health, jobs
+from service.auth.login import build_auth
 from service.datadir import load_secrets
 from service.db.session import make_engine, make_sessionmaker
 from service.middleware import RequestContextMiddleware
 from service.problems import install_problem_handlers
+from service.ratelimit import PrincipalRateLimit, build_rate_limiter
 from service.settings import Settings
 
 Component = Callable[[FastAPI, Settings], AsyncIterator[None]]
@@ -29,9 +31,13 @@ def create_app(settings: Settings, *, database_url: str) -> FastAPI:
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.secrets = load_secrets(settings)
         app.state.readiness_probes = {}
+        app.state.auth = build_auth(settings, app.state.secrets)
+        app.state.verify_access_token = app.state.auth.verify_access_token
+        app.state.rate_limiter = build_rate_limiter(settings)
         try:
             yield
         finally:
+            app.state.rate_limiter.close()
             engine.dispose()
 
     app = FastAPI(
@@ -43,6 +49,7 @@ def create_app(settings: Settings, *, database_url: str) -> FastAPI:
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
-    app.include_router(api_keys.router)
+    app.include_router(auth.router)
+    app.include_router(api_keys.router, dependencies=[PrincipalRateLimit])
     app.include_router(jobs.router)
     return app

@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     max_image_pixels: int = 40_000_000
 
     rate_limit_per_minute: int = 600
+    rate_limit_auth_per_minute: int = 30  # per client IP on /v1/auth/*: bounds password guessing
     log_level: str = "INFO"
 
     @field_validator("data_dir")
