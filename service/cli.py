@@ -11,6 +11,8 @@ import uvicorn
 
 from service.auth import key_admin
 from service.auth.principal import Role
+from service.cli_models import models_app
+from service.cli_users import users_app
 from service.datadir import DataDirInUse, ServeLock
 from service.logging_setup import configure_logging
 from service.runtime import database, sessions
@@ -23,6 +25,8 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+app.add_typer(models_app, name="models")
+app.add_typer(users_app, name="users")
 
 
 def _err(message: str) -> None:
