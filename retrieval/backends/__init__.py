@@ -1,0 +1,1 @@
+"""One module per vector engine; :func:`retrieval.factory.build_index` picks one."""

@@ -1,0 +1,149 @@
+"""Milvus through pymilvus: a Milvus server or cluster (``FACEPRINT_MILVUS_URI=http://…``)
+or a milvus-lite file (``…/milvus.db``) for tests. One collection per model. milvus-lite
+has no ANN index, so a FLAT index is used there; a server gets HNSW with the configured
+m / ef_construction and ``ef`` per query."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from pymilvus import DataType, MilvusClient
+from sqlalchemy import Connection
+
+from retrieval.backends.external import checked_search, collection_name, postgres_verify
+from retrieval.base import Hit, IndexConfig, IndexHealth, IndexPoint, Vector
+from retrieval.pg import PgSupport
+
+_ID_LEN = 36  # a UUID's text form
+
+
+class MilvusIndex:
+    name = "milvus"
+    external = True
+
+    def __init__(self, config: IndexConfig, uri: str) -> None:
+        self.config = config
+        self.uri = uri
+        self.lite = not uri.startswith(("http://", "https://", "tcp://", "grpc://"))
+        self.client = MilvusClient(uri)
+        self.pg = PgSupport()
+
+    def ensure_model(self, conn: Connection | None, model_id: str, dim: int) -> None:
+        name = collection_name(model_id)
+        if self.client.has_collection(name):
+            return
+        schema = self.client.create_schema(auto_id=False)
+        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=_ID_LEN)
+        schema.add_field("gallery_id", DataType.VARCHAR, max_length=_ID_LEN)
+        schema.add_field("subject_id", DataType.VARCHAR, max_length=_ID_LEN)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+        index = self.client.prepare_index_params()
+        if self.lite:
+            index.add_index("vector", index_type="FLAT", metric_type="COSINE")
+        else:
+            index.add_index(
+                "vector",
+                index_type="HNSW",
+                metric_type="COSINE",
+                params={"M": self.config.m, "efConstruction": self.config.ef_construction},
+            )
+            index.add_index("gallery_id", index_type="INVERTED")
+        # Strong: a delete is visible to the very next query.
+        self.client.create_collection(
+            name, schema=schema, index_params=index, consistency_level="Strong"
+        )
+
+    def drop_model(self, conn: Connection | None, model_id: str) -> None:
+        self.client.drop_collection(collection_name(model_id))
+
+    def upsert(self, model_id: str, points: Sequence[IndexPoint]) -> None:
+        if not points:
+            return
+        self.client.upsert(
+            collection_name(model_id),
+            [
+                {
+                    "id": str(p.template_id),
+                    "gallery_id": str(p.gallery_id),
+                    "subject_id": str(p.subject_id),
+                    "vector": p.vector.tolist(),
+                }
+                for p in points
+            ],
+        )
+
+    def delete(self, model_id: str, template_ids: Sequence[uuid.UUID]) -> None:
+        if template_ids:
+            self.client.delete(collection_name(model_id), ids=[str(t) for t in template_ids])
+
+    def delete_gallery(self, model_id: str, gallery_id: uuid.UUID) -> None:
+        self.client.delete(collection_name(model_id), filter=_gallery_expr(gallery_id))
+
+    def optimize(self, model_id: str) -> None:
+        """Seal growing segments so the server indexes them."""
+        self.client.flush(collection_name(model_id))
+
+    def fetch(
+        self, model_id: str, probe: Vector, gallery_id: uuid.UUID | None, limit: int, ef: int
+    ) -> list[tuple[uuid.UUID, float]]:
+        result = self.client.search(
+            collection_name(model_id),
+            data=[probe.tolist()],
+            limit=limit,
+            filter=_gallery_expr(gallery_id) if gallery_id is not None else "",
+            search_params={"metric_type": "COSINE", "params": {} if self.lite else {"ef": ef}},
+            output_fields=[],
+        )
+        return [(uuid.UUID(str(hit["id"])), float(hit["distance"])) for hit in result[0]]
+
+    def search(
+        self,
+        conn: Connection,
+        vector: Vector,
+        *,
+        gallery_id: uuid.UUID | None,
+        model_id: str,
+        k: int,
+        ef_search: int | None = None,
+    ) -> list[Hit]:
+        return checked_search(
+            conn,
+            self.pg,
+            lambda probe, gallery, limit, ef: self.fetch(model_id, probe, gallery, limit, ef),
+            vector,
+            gallery_id=gallery_id,
+            model_id=model_id,
+            k=k,
+            ef_search=ef_search or self.config.ef_search,
+        )
+
+    def verify(
+        self, conn: Connection, vector: Vector, *, subject_id: uuid.UUID, model_id: str
+    ) -> float | None:
+        return postgres_verify(conn, self.pg, vector, subject_id=subject_id, model_id=model_id)
+
+    def count(
+        self, conn: Connection | None, *, model_id: str, gallery_id: uuid.UUID | None = None
+    ) -> int:
+        rows = self.client.query(
+            collection_name(model_id),
+            filter=_gallery_expr(gallery_id) if gallery_id is not None else "",
+            output_fields=["count(*)"],
+        )
+        return int(rows[0]["count(*)"])
+
+    def health(self, conn: Connection | None) -> IndexHealth:
+        try:
+            names = self.client.list_collections()
+        except Exception as exc:  # noqa: BLE001 - any client failure is "unhealthy"
+            return IndexHealth(ok=False, backend=self.name, detail=str(exc))
+        return IndexHealth(ok=True, backend=self.name, detail=f"{len(names)} collections")
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _gallery_expr(gallery_id: uuid.UUID) -> str:
+    # str(UUID) is hex and dashes only, so it cannot break out of the quotes.
+    return f'gallery_id == "{uuid.UUID(str(gallery_id))}"'
