@@ -1,0 +1,146 @@
+"""The ONNX graph builder against dlib's layer semantics computed by hand in numpy, and
+the graph built from the shipped ``.dat``."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from indexing.dlib_onnx.cache import build_graph_bytes, default_dat_path
+from indexing.dlib_onnx.graph import INPUT_NAME, OUTPUT_NAME, build_model
+from indexing.dlib_onnx.layers import (
+    AddPrev,
+    Affine,
+    Conv,
+    DlibNetwork,
+    FullyConnected,
+    InputRGB,
+    Pool,
+    Relu,
+    Skip,
+    Tag,
+)
+
+MEAN = (122.782, 117.001, 104.298)
+
+
+def _run(model: onnx.ModelProto, chips: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, {INPUT_NAME: chips})[0]
+
+
+def _dlib_input(chips: np.ndarray) -> np.ndarray:
+    """input_rgb_image: (pixel - mean) / 256, planes R, G, B."""
+    x = (chips.astype(np.float32) - np.array(MEAN, dtype=np.float32)) / 256
+    return x.transpose(0, 3, 1, 2)
+
+
+def _conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, pad: int) -> np.ndarray:
+    """Cross-correlation, zero padding, output 1 + (n + 2p - k) // s (dlib's con_)."""
+    n, _, rows, cols = x.shape
+    out_ch, _, kh, kw = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    out_r, out_c = 1 + (rows + 2 * pad - kh) // stride, 1 + (cols + 2 * pad - kw) // stride
+    y = np.zeros((n, out_ch, out_r, out_c), dtype=np.float64)
+    for r in range(out_r):
+        for c in range(out_c):
+            patch = xp[:, :, r * stride : r * stride + kh, c * stride : c * stride + kw]
+            y[:, :, r, c] = np.einsum("nkij,okij->no", patch, w)
+    return y + b.reshape(1, -1, 1, 1)
+
+
+def _rng_chips(n: int, size: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(n, size, size, 3), dtype=np.uint8)
+
+
+def test_conv_affine_relu_pool_fc_match_dlib_semantics() -> None:
+    rng = np.random.default_rng(1)
+    w = rng.normal(size=(4, 3, 3, 3)).astype(np.float32)
+    b = rng.normal(size=4).astype(np.float32)
+    gamma, beta = rng.normal(size=4).astype(np.float32), rng.normal(size=4).astype(np.float32)
+    fc = rng.normal(size=(4, 5)).astype(np.float32)
+    net = DlibNetwork(
+        InputRGB(MEAN, 9, 9),
+        (
+            Conv(w, b, stride=(2, 2), padding=(0, 0)),
+            Affine(gamma, beta),
+            Relu(),
+            Pool("max", (3, 3), (1, 1), (1, 1)),
+            Pool("avg", (0, 0), (1, 1), (0, 0)),
+            FullyConnected(fc, None),
+        ),
+        "loss_metric_2",
+    )
+    chips = _rng_chips(3, 9)
+    x = _conv(_dlib_input(chips), w, b, stride=2, pad=0)  # 9 → 4
+    x = np.maximum(x * gamma.reshape(1, -1, 1, 1) + beta.reshape(1, -1, 1, 1), 0)
+    # max pool 3×3 stride 1 pad 1: padded positions never win (dlib clips the window)
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
+    pooled = np.stack(
+        [
+            np.stack([xp[:, :, r : r + 3, c : c + 3].max(axis=(2, 3)) for c in range(4)], -1)
+            for r in range(4)
+        ],
+        -2,
+    )
+    expected = pooled.mean(axis=(2, 3)) @ fc
+    got = _run(build_model(net, producer_version="test"), chips)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_add_prev_of_different_shapes_zero_pads_the_smaller() -> None:
+    """residual_down on an even-sized input: the strided conv gives 3×3 where the average
+    pool of the skip gives 4×4, and the conv has more channels. dlib's tt::add keeps the
+    larger size in every dimension and treats missing elements as 0."""
+    rng = np.random.default_rng(2)
+    w = rng.normal(size=(5, 3, 3, 3)).astype(np.float32)
+    b = rng.normal(size=5).astype(np.float32)
+    net = DlibNetwork(
+        InputRGB(MEAN, 8, 8),
+        (
+            Tag(1),
+            Conv(w, b, stride=(2, 2), padding=(0, 0)),  # (5, 3, 3)
+            Tag(2),
+            Skip(1),
+            Pool("avg", (2, 2), (2, 2), (0, 0)),  # (3, 4, 4)
+            AddPrev(2),
+        ),
+        "loss_metric_2",
+    )
+    chips = _rng_chips(2, 8, seed=3)
+    x = _dlib_input(chips)
+    block = _conv(x, w, b, stride=2, pad=0)
+    skip = x.reshape(2, 3, 4, 2, 4, 2).mean(axis=(3, 5))
+    expected = np.zeros((2, 5, 4, 4))
+    expected[:, :5, :3, :3] += block
+    expected[:, :3, :4, :4] += skip
+    got = _run(build_model(net, producer_version="test"), chips)
+    np.testing.assert_allclose(got, expected.reshape(2, -1), rtol=1e-4, atol=1e-5)
+
+
+def test_graph_built_from_the_dat() -> None:
+    model = onnx.load_from_string(build_graph_bytes(default_dat_path().read_bytes()))
+    onnx.checker.check_model(model)
+    (inp,) = model.graph.input
+    dims = [d.dim_param or d.dim_value for d in inp.type.tensor_type.shape.dim]
+    assert (inp.name, dims) == (INPUT_NAME, ["n", 150, 150, 3])
+    assert inp.type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    assert model.graph.output[0].name == OUTPUT_NAME
+    ops = [node.op_type for node in model.graph.node]
+    assert ops.count("Conv") == 29  # every affine folded into its convolution
+    assert "Mul" not in ops[4:]  # only the input scaling multiplies
+    # residual_down: the skip gets zero channels at 32→64, 64→128 and 128→256; the
+    # block gets zero rows/cols at 8×8 (3 vs 4) and at 4×4 (1 vs 2).
+    assert ops.count("Pad") == 5
+
+    chips = _rng_chips(5, 150, seed=4)
+    batch = _run(model, chips)
+    assert batch.shape == (5, 128) and np.isfinite(batch).all()
+    single = np.concatenate([_run(model, chips[i : i + 1]) for i in range(5)])
+    np.testing.assert_allclose(batch, single, rtol=1e-4, atol=1e-5)
+
+
+def test_building_is_deterministic() -> None:
+    data = default_dat_path().read_bytes()
+    assert build_graph_bytes(data) == build_graph_bytes(data)
