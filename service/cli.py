@@ -11,6 +11,7 @@ import uvicorn
 
 from service.auth import key_admin
 from service.auth.principal import Role
+from service.cli_index import index_app
 from service.cli_models import models_app
 from service.cli_users import users_app
 from service.datadir import DataDirInUse, ServeLock
@@ -26,6 +27,7 @@ app = typer.Typer(
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(models_app, name="models")
+app.add_typer(index_app, name="index")
 app.add_typer(users_app, name="users")
 
 
