@@ -146,14 +146,18 @@ class MemoryWindowCounter:
             self._windows.clear()
 
 
-# KEYS[1]: the caller's hash; ARGV: limit, window in ms. Returns {allowed, remaining,
-# retry_after_ms}. Mirrors slide() above.
+# KEYS[1]: the caller's hash; ARGV: limit, window in ms, and optionally the time in ms
+# (default: Redis' own clock). Returns {allowed, remaining, retry_after_ms}. Mirrors
+# slide() above.
 _SLIDE_LUA = """
 if redis.replicate_commands then redis.replicate_commands() end
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = tonumber(ARGV[3])
+if now == nil then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 local index = math.floor(now / window)
 local s = redis.call('HMGET', KEYS[1], 'w', 'c', 'p')
 local w, c, p = tonumber(s[1]), tonumber(s[2]) or 0, tonumber(s[3]) or 0
@@ -184,18 +188,31 @@ return {1, math.max(0, math.floor(limit - estimate - 1)), 0}
 class RedisWindowCounter:
     """Counters in Redis, shared by every process that uses the same Redis."""
 
-    def __init__(self, url: str, *, prefix: str = REDIS_PREFIX, timeout_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = REDIS_PREFIX,
+        timeout_s: float = 0.5,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        """``clock`` None (the default) uses Redis' clock, one for every process; a clock
+        is for driving both backends through the same timeline in tests."""
         self._client = redis.Redis.from_url(
             url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
         )
         self._script = self._client.register_script(_SLIDE_LUA)
         self._prefix = prefix
+        self._clock = clock
 
     def hit(self, key: str, *, limit: int, window_ms: int) -> Decision:
+        if limit < 1:
+            raise ValueError("a rate limit must admit at least one request per window")
+        args = [limit, window_ms]
+        if self._clock is not None:
+            args.append(int(self._clock() * 1000))
         try:
-            allowed, remaining, retry_ms = self._script(
-                keys=[self._prefix + key], args=[limit, window_ms]
-            )
+            allowed, remaining, retry_ms = self._script(keys=[self._prefix + key], args=args)
         except redis.RedisError as exc:
             log.warning("rate limiter unavailable; admitting", extra={"error": type(exc).__name__})
             return Decision(True, limit, limit, 0.0)
