@@ -46,6 +46,8 @@ class PipelineConfig:
     # Enrollment quality threshold: narrower faces are refused with a reason.
     min_face_px: int = 80
     detector_score_threshold: float = 0.5
+    # Average each embedding with that of the mirrored chip (see benchmarks/accuracy.py).
+    flip_average: bool = False
     # Embedding batch size: chips are embedded in chunks of at most this many.
     batch_size: int = 32
 
@@ -103,11 +105,17 @@ class FacePipeline:
             )
 
     def _faces(
-        self, image: RGBImage, max_faces: int | None, timings: StageTimings | None
+        self,
+        image: RGBImage,
+        max_faces: int | None,
+        timings: StageTimings | None,
+        nearest_centre: bool = False,
     ) -> list[_Face]:
         with self.metrics.stage("detect", timings):
             found = self.detector.detect(image)
             found.sort(key=lambda d: d.bbox.width * d.bbox.height, reverse=True)
+            if nearest_centre and found:
+                found = [min(found, key=lambda d: _centre_distance(d.bbox, image))]
             if max_faces is not None:
                 found = found[:max_faces]
         with self.metrics.stage("landmarks_align", timings):
@@ -164,10 +172,13 @@ class FacePipeline:
         model_ids: Sequence[str],
         max_faces: int | None = None,
         timings: StageTimings | None = None,
+        nearest_centre: bool = False,
     ) -> list[AnalyzedFace]:
+        """As :meth:`analyze` for a decoded image. ``nearest_centre`` keeps only the face
+        nearest the image centre (photos centred on one person, as in LFW)."""
         for model_id in model_ids:
             self.models.entry(model_id)  # unknown ids fail before any work
-        faces = self._faces(image, max_faces, timings)
+        faces = self._faces(image, max_faces, timings, nearest_centre)
         vectors = self._embed([(image, f) for f in faces], model_ids, timings)
         return [_analyzed(f, v) for f, v in zip(faces, vectors, strict=True)]
 
@@ -220,6 +231,11 @@ class FacePipeline:
         return results
 
 
+def _centre_distance(box: BBox, image: RGBImage) -> float:
+    h, w = image.shape[:2]
+    return float(np.hypot((box.left + box.right - w) / 2, (box.top + box.bottom - h) / 2))
+
+
 def _analyzed(face: _Face, vectors: dict[str, NDArray[np.float32]]) -> AnalyzedFace:
     d = face.detection
     return AnalyzedFace(d.bbox, face.shape.landmarks, d.score, face.quality, vectors)
@@ -245,6 +261,7 @@ def build_pipeline(
         model_dir=config.model_dir,
         cache_dir=config.cache_dir,
         intra_op_threads=config.intra_op_threads,
+        flip_average=config.flip_average,
     )
     return FacePipeline(
         config,

@@ -25,6 +25,8 @@ class EmbedderContext:
     model_dir: Path | None
     cache_dir: Path
     intra_op_threads: int = 1
+    # Average each face's embedding with its mirror image's (2× embedding cost).
+    flip_average: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ ARCFACE_ONNX = ModelSpec(
 def _build_dlib(ctx: EmbedderContext) -> Embedder:
     from indexing.embedders.dlib_resnet import DlibResnetEmbedder
 
-    return DlibResnetEmbedder(DLIB_RESNET_V1)
+    return DlibResnetEmbedder(DLIB_RESNET_V1, flip_average=ctx.flip_average)
 
 
 def _build_dlib_onnx(ctx: EmbedderContext) -> Embedder:
