@@ -1,0 +1,92 @@
+"""Per-frame measurements for a challenge session: one RGB frame and a face box in,
+plain numbers (and the parallax landmarks) out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from liveness import geometry as geo
+from liveness import landmarks as lm
+from liveness.mesh import FaceMesh, Image, IrisModel
+
+
+@dataclass(frozen=True)
+class FrameFeatures:
+    ear: float  # mean eye aspect ratio of both eyes
+    iris_visibility: float  # mean of both eyes, 0 = lids closed over the iris
+    mar: float  # mouth aspect ratio
+    smile: float  # mouth width over eye span
+    yaw: float  # degrees, + = the person's left
+    pitch: float  # degrees, + = up
+    scale: float  # eye span over image width
+    points: tuple[tuple[float, float], ...]  # PARALLAX_POINTS in image pixels
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ear": round(self.ear, 4),
+            "iris_visibility": round(self.iris_visibility, 4),
+            "mar": round(self.mar, 4),
+            "smile": round(self.smile, 4),
+            "yaw": round(self.yaw, 2),
+            "pitch": round(self.pitch, 2),
+            "scale": round(self.scale, 5),
+            "points": [[round(x, 2), round(y, 2)] for x, y in self.points],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FrameFeatures:
+        return cls(
+            ear=float(data["ear"]),
+            iris_visibility=float(data["iris_visibility"]),
+            mar=float(data["mar"]),
+            smile=float(data["smile"]),
+            yaw=float(data["yaw"]),
+            pitch=float(data["pitch"]),
+            scale=float(data["scale"]),
+            points=tuple((float(x), float(y)) for x, y in data["points"]),
+        )
+
+
+def features_from_mesh(
+    mesh: np.ndarray,
+    image_width: int,
+    iris_visibility: float,
+) -> FrameFeatures:
+    right, left = geo.eye_aspect_ratios(mesh)
+    yaw, pitch = geo.head_pose(mesh)
+    pts = mesh[list(lm.PARALLAX_POINTS), :2]
+    return FrameFeatures(
+        ear=(right + left) / 2,
+        iris_visibility=iris_visibility,
+        mar=geo.mouth_aspect_ratio(mesh),
+        smile=geo.smile_ratio(mesh),
+        yaw=yaw,
+        pitch=pitch,
+        scale=geo.eye_span(mesh) / max(image_width, 1),
+        points=tuple((float(x), float(y)) for x, y in pts),
+    )
+
+
+class FeatureExtractor:
+    """Mesh + iris + geometry for one frame. Holds the two models; build it once."""
+
+    def __init__(self, mesh: FaceMesh | None = None, iris: IrisModel | None = None) -> None:
+        self.mesh = mesh or FaceMesh()
+        self.iris = iris or IrisModel()
+
+    def __call__(
+        self, image: Image, box: tuple[float, float, float, float]
+    ) -> FrameFeatures | None:
+        """None when the mesh model finds no face in the box."""
+        result = self.mesh(image, box)
+        if result is None:
+            return None
+        right, left = self.iris(image, result.points)
+        visibility = (
+            geo.iris_visibility(right.contour, right.iris)
+            + geo.iris_visibility(left.contour, left.iris)
+        ) / 2
+        return features_from_mesh(result.points, image.shape[1], visibility)

@@ -1,0 +1,2 @@
+"""Passive (single-image) presentation-attack checks: separate, explained signals and
+their combination into one score."""

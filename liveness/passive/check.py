@@ -1,0 +1,64 @@
+"""The passive check: the signals of one face, combined into one score.
+
+Combination: each heuristic signal gives attack evidence in [0, 1]; texture, frequency
+and colour each catch a different attack, so the heuristic attack score is the largest
+of them; the border cue (which natural backgrounds also trip, e.g. a window frame)
+adds up to 0.35 on top, so it tips a doubtful face but never rejects one alone.
+``score = 1 − attack`` is the liveness score; the decision is
+``live`` when ``score ≥ THRESHOLD`` (0.5). With an operator's ONNX model, its live
+probability carries 70 % of the score and the heuristics 30 %.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from liveness.mesh import Image
+from liveness.passive import signals
+from liveness.passive.crops import Box, face_crop, native_patch
+from liveness.passive.onnx_model import OnnxAntiSpoof
+
+THRESHOLD = 0.5
+BORDER_WEIGHT = 0.35
+MODEL_WEIGHT = 0.7
+
+
+@dataclass(frozen=True)
+class PassiveResult:
+    score: float  # 1 = live, 0 = attack
+    decision: str  # "live" | "spoof"
+    signals: dict[str, Any]
+
+
+class PassiveChecker:
+    def __init__(self, model: OnnxAntiSpoof | None = None, threshold: float = THRESHOLD) -> None:
+        self.model = model
+        self.threshold = threshold
+
+    def __call__(self, image: Image, box: Box) -> PassiveResult:
+        face = face_crop(image, box)
+        parts = {
+            "texture": signals.texture(face),
+            "frequency": signals.frequency(native_patch(image, box)),
+            "colour": signals.colour(face),
+            "border": signals.border(image, box),
+        }
+        attack = min(
+            1.0,
+            max(parts["texture"].attack, parts["frequency"].attack, parts["colour"].attack)
+            + BORDER_WEIGHT * parts["border"].attack,
+        )
+        heuristic = 1.0 - attack
+        report: dict[str, Any] = {
+            name: {"attack": round(s.attack, 4), **s.raw} for name, s in parts.items()
+        }
+        score = heuristic
+        if self.model is not None:
+            live = self.model.live_probability(image, box)
+            report["model"] = {"live_probability": round(live, 4), "file": self.model.path.name}
+            score = MODEL_WEIGHT * live + (1 - MODEL_WEIGHT) * heuristic
+        report["heuristic_score"] = round(heuristic, 4)
+        report["threshold"] = self.threshold
+        decision = "live" if score >= self.threshold else "spoof"
+        return PassiveResult(round(score, 4), decision, report)

@@ -1,0 +1,147 @@
+"""The passive signals. Each looks at one physical trace that a reproduced face leaves
+and returns ``Signal(attack, raw)``: ``attack`` in [0, 1] is how strongly the trace is
+present (0 = none), ``raw`` the measured numbers behind it.
+
+- texture: uniform-LBP histogram of the face. Halftone dots, paper fibre and display
+  sub-pixels add micro-texture that skin at camera resolution does not have: the share
+  of non-uniform LBP codes rises.
+- frequency: isolated peaks in the face's 2-D spectrum. Halftone screens, pixel grids
+  and the moiré between a screen and a camera sensor are periodic; skin is not.
+- colour: printing shrinks the colour gamut (low saturation spread); screens add glare,
+  large near-white specular blobs with no colour.
+- border: long straight edges around the face — the edge of a sheet, a phone or a
+  monitor bezel.
+
+The mappings from raw numbers to evidence are hand-set logistic ramps; their centres
+were chosen on the synthetic attacks of ``benchmarks/liveness.py`` (see the README's
+note on what that does and does not prove).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from liveness.mesh import Image
+from liveness.passive.crops import Box, expand
+
+
+@dataclass(frozen=True)
+class Signal:
+    attack: float
+    raw: dict[str, float] = field(default_factory=dict)
+
+
+def _ramp(value: float, centre: float, width: float) -> float:
+    """Logistic from 0 to 1, 0.5 at ``centre``; ``width`` is the distance from 0.27 to 0.73."""
+    return 1.0 / (1.0 + math.exp(-(value - centre) / max(width, 1e-9)))
+
+
+# The 58 uniform 8-bit LBP codes (at most two 0/1 transitions around the circle).
+_UNIFORM = np.array(
+    [sum(((c >> i) & 1) != ((c >> ((i + 1) % 8)) & 1) for i in range(8)) <= 2 for c in range(256)]
+)
+
+
+def lbp_codes(gray: np.ndarray) -> np.ndarray:
+    g = gray.astype(np.int16)
+    centre = g[1:-1, 1:-1]
+    codes = np.zeros_like(centre, dtype=np.uint8)
+    offsets = [(-1, -1), (-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1)]
+    h, w = g.shape
+    for bit, (dy, dx) in enumerate(offsets):
+        neighbour = g[1 + dy : h - 1 + dy, 1 + dx : w - 1 + dx]
+        codes |= ((neighbour >= centre).astype(np.uint8) << bit).astype(np.uint8)
+    return codes
+
+
+def texture(face: Image) -> Signal:
+    gray = cv2.cvtColor(face, cv2.COLOR_RGB2GRAY)
+    codes = lbp_codes(gray)
+    hist = np.bincount(codes.ravel(), minlength=256).astype(np.float64)
+    hist /= hist.sum()
+    non_uniform = float(hist[~_UNIFORM].sum())
+    nz = hist[hist > 0]
+    entropy = float(-(nz * np.log2(nz)).sum())
+    attack = _ramp(non_uniform, 0.30, 0.05)
+    return Signal(
+        attack, {"non_uniform_lbp": round(non_uniform, 4), "lbp_entropy": round(entropy, 3)}
+    )
+
+
+def frequency(patch: Image) -> Signal:
+    gray = cv2.cvtColor(patch, cv2.COLOR_RGB2GRAY).astype(np.float64)
+    n = min(gray.shape[:2])
+    gray = gray[:n, :n]
+    gray -= gray.mean()
+    window = np.outer(np.hanning(n), np.hanning(n))
+    spectrum = np.log1p(np.abs(np.fft.fftshift(np.fft.fft2(gray * window))))
+    yy, xx = np.mgrid[0:n, 0:n]
+    fy, fx = (yy - n // 2) / n, (xx - n // 2) / n
+    radius = np.hypot(fx, fy)
+    # Mid and high frequencies, away from the axes where every straight edge puts energy.
+    band = (radius >= 0.12) & (radius <= 0.5) & (np.abs(fx) > 2 / n) & (np.abs(fy) > 2 / n)
+    rings = np.round(radius * n).astype(int)
+    prominence = np.zeros_like(spectrum)
+    for r in np.unique(rings[band]):
+        ring = band & (rings == r)
+        prominence[ring] = spectrum[ring] - np.median(spectrum[ring])
+    peak = float(prominence[band].max()) if band.any() else 0.0
+    # A display's sub-pixel grid lies along the axes when the screen is held square to
+    # the camera: look for peaks along each axis against the axis's own neighbourhood.
+    centre = n // 2
+    for line in (spectrum[centre, centre:], spectrum[centre:, centre]):
+        peak = max(peak, _axis_peak(line, n))
+    high = float(np.mean(spectrum[radius > 0.25])) - float(np.mean(spectrum[radius < 0.12]))
+    attack = _ramp(peak, 2.4, 0.2)
+    return Signal(attack, {"spectral_peak": round(peak, 3), "high_low_ratio": round(high, 3)})
+
+
+def _axis_peak(line: np.ndarray, n: int) -> float:
+    start = int(0.12 * n)
+    if len(line) - start < 12:
+        return 0.0
+    profile = line[start:]
+    pad = np.pad(profile, 4, mode="edge")
+    local = np.array([np.median(pad[i : i + 9]) for i in range(len(profile))])
+    return float((profile - local).max())
+
+
+def colour(face: Image) -> Signal:
+    hsv = cv2.cvtColor(face, cv2.COLOR_RGB2HSV).astype(np.float64)
+    sat, val = hsv[..., 1] / 255.0, hsv[..., 2] / 255.0
+    sat_p95 = float(np.percentile(sat, 95))
+    sat_spread = float(np.percentile(sat, 95) - np.percentile(sat, 5))
+    glare = float(np.mean((val > 0.96) & (sat < 0.12)))
+    attack = max(_ramp(-sat_spread, -0.18, 0.03), _ramp(glare, 0.07, 0.01))
+    return Signal(
+        attack,
+        {
+            "saturation_p95": round(sat_p95, 4),
+            "saturation_spread": round(sat_spread, 4),
+            "specular_fraction": round(glare, 4),
+        },
+    )
+
+
+def border(image: Image, box: Box) -> Signal:
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = expand(box, 3.0, w, h)
+    region = cv2.cvtColor(image[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY)
+    face_w = box[2] - box[0]
+    # Blank the face itself: only its surroundings can hold a sheet edge or a bezel.
+    fx0, fy0, fx1, fy1 = expand(box, 1.3, w, h)
+    edges = cv2.Canny(cv2.GaussianBlur(region, (5, 5), 0), 60, 150)
+    edges[max(fy0 - y0, 0) : fy1 - y0, max(fx0 - x0, 0) : fx1 - x0] = 0
+    lines = cv2.HoughLinesP(
+        edges, 1, np.pi / 180, threshold=60, minLineLength=int(face_w * 0.9), maxLineGap=4
+    )
+    total = 0.0
+    if lines is not None:
+        total = float(sum(math.hypot(x2 - x1, y2 - y1) for x1, y1, x2, y2 in lines.reshape(-1, 4)))
+    length = total / max(face_w, 1.0)
+    attack = _ramp(length, 3.0, 0.7)
+    return Signal(attack, {"straight_edge_length": round(length, 3)})

@@ -1,0 +1,94 @@
+"""Image-driven point tracking across a session's frames (pyramidal Lucas–Kanade).
+
+Depth from motion needs correspondences that follow the *pixels*, not a face model:
+the mesh network regularises a tilted flat photo toward a plausible 3-D face, which
+hides exactly the planarity we want to see. So the mesh only seeds the points (on the
+first frame); optical flow carries them from frame to frame. A picture moved in front
+of the camera then yields motion that one homography explains; a real head does not.
+
+The previous frame travels in the session state (grey, JPEG), so any API worker can
+take the next frame.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from liveness.mesh import Image
+
+# Frames are tracked at this longest side; 640×480 stays at full resolution.
+TRACK_MAX_SIDE = 640
+MIN_ALIVE = 12
+
+Gray = NDArray[np.uint8]
+
+
+def to_gray(image: Image) -> tuple[Gray, float]:
+    """Grey copy at tracking scale, and that scale (tracking px per image px)."""
+    h, w = image.shape[:2]
+    scale = min(1.0, TRACK_MAX_SIDE / max(h, w))
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    if scale < 1.0:
+        gray = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    return gray, scale
+
+
+@dataclass
+class TrackState:
+    reference: NDArray[np.float32]  # (N, 2) seeds on the first frame, tracking px
+    current: NDArray[np.float32]  # (N, 2) the same points on the latest frame
+    alive: NDArray[np.bool_]  # points that every step so far tracked
+    previous: Gray  # the latest frame, grey, tracking scale
+
+    @classmethod
+    def start(cls, gray: Gray, points: NDArray[np.float64]) -> TrackState:
+        seeds = np.asarray(points, np.float32)[:, :2]
+        return cls(seeds.copy(), seeds.copy(), np.ones(len(seeds), bool), gray)
+
+    def step(self, gray: Gray) -> TrackState:
+        if gray.shape != self.previous.shape:
+            # A resolution change mid-session breaks the correspondence; stop tracking.
+            return TrackState(self.reference, self.current, np.zeros_like(self.alive), gray)
+        pts, status, _ = cv2.calcOpticalFlowPyrLK(
+            self.previous,
+            gray,
+            self.current.reshape(-1, 1, 2),
+            None,
+            winSize=(21, 21),
+            maxLevel=3,
+            criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01),
+        )
+        alive = self.alive & (status.ravel() == 1)
+        return TrackState(self.reference, pts.reshape(-1, 2), alive, gray)
+
+    @property
+    def usable(self) -> bool:
+        return int(self.alive.sum()) >= MIN_ALIVE
+
+    def as_dict(self) -> dict[str, Any]:
+        ok, jpeg = cv2.imencode(".jpg", self.previous, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        if not ok:
+            raise ValueError("could not encode the tracking frame")
+        return {
+            "reference": np.round(self.reference, 2).tolist(),
+            "current": np.round(self.current, 2).tolist(),
+            "alive": self.alive.astype(int).tolist(),
+            "previous": base64.b64encode(jpeg.tobytes()).decode("ascii"),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrackState:
+        raw = np.frombuffer(base64.b64decode(data["previous"]), np.uint8)
+        previous = cv2.imdecode(raw, cv2.IMREAD_GRAYSCALE)
+        return cls(
+            np.asarray(data["reference"], np.float32).reshape(-1, 2),
+            np.asarray(data["current"], np.float32).reshape(-1, 2),
+            np.asarray(data["alive"], bool),
+            previous,
+        )
