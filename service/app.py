@@ -7,8 +7,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from service.api import api_keys, auth, health, jobs
+from indexing.pipeline import FacePipeline
+from service.api import api_keys, auth, faces, galleries, health, jobs, matching, verifications
 from service.auth.login import build_auth
+from service.components import Components, build_components
 from service.datadir import load_secrets
 from service.db.session import make_engine, make_sessionmaker
 from service.middleware import RequestContextMiddleware
@@ -19,7 +21,15 @@ from service.settings import Settings
 Component = Callable[[FastAPI, Settings], AsyncIterator[None]]
 
 
-def create_app(settings: Settings, *, database_url: str) -> FastAPI:
+def _index_problem(components: Components) -> str | None:
+    with components.engine.connect() as conn:
+        health = components.index.health(conn)
+    return None if health.ok else health.detail
+
+
+def create_app(
+    settings: Settings, *, database_url: str, pipeline: FacePipeline | None = None
+) -> FastAPI:
     """An app bound to one database. ``faceprint serve`` resolves the URL (embedded or
     external) before building the app, so the app itself never starts servers."""
 
@@ -34,9 +44,14 @@ def create_app(settings: Settings, *, database_url: str) -> FastAPI:
         app.state.auth = build_auth(settings, app.state.secrets)
         app.state.verify_access_token = app.state.auth.verify_access_token
         app.state.rate_limiter = build_rate_limiter(settings)
+        components = build_components(settings, engine, app.state.secrets, pipeline=pipeline)
+        app.state.components = components
+        app.state.readiness_probes["index"] = lambda: _index_problem(components)
+        components.start_relay()
         try:
             yield
         finally:
+            components.close()
             app.state.rate_limiter.close()
             engine.dispose()
 
@@ -52,4 +67,6 @@ def create_app(settings: Settings, *, database_url: str) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(api_keys.router, dependencies=[PrincipalRateLimit])
     app.include_router(jobs.router)
+    for router in (galleries.router, faces.router, matching.router, verifications.router):
+        app.include_router(router, dependencies=[PrincipalRateLimit])
     return app

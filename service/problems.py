@@ -106,7 +106,57 @@ _HTTP_SLUGS = {
 }
 
 
+class NoFaceProblem(Unprocessable):
+    slug, title = "no-face", "No face found"
+
+
+class MultipleFacesProblem(Unprocessable):
+    slug, title = "multiple-faces", "More than one face"
+
+
+class LowQualityProblem(Unprocessable):
+    slug, title = "low-quality", "Face quality too low"
+
+
+class CorruptImageProblem(Problem):
+    status, slug, title = 400, "corrupt-image", "Image could not be decoded"
+
+
+class ModelUnavailableProblem(Unavailable):
+    slug, title = "model-unavailable", "Model unavailable"
+
+
+def from_pipeline_error(exc: Exception) -> Problem:
+    """The one mapping from face-pipeline failures to problems."""
+    from indexing import errors
+
+    detail = getattr(exc, "detail", str(exc))
+    if isinstance(exc, errors.ImageTooLarge):
+        return PayloadTooLarge(detail)
+    if isinstance(exc, errors.UnsupportedImage):
+        return UnsupportedMediaType(detail)
+    if isinstance(exc, errors.CorruptImage):
+        return CorruptImageProblem(detail)
+    if isinstance(exc, errors.NoFace):
+        return NoFaceProblem(detail)
+    if isinstance(exc, errors.MultipleFaces):
+        return MultipleFacesProblem(detail, faces=exc.count)
+    if isinstance(exc, errors.LowQuality):
+        return LowQualityProblem(detail, problems=exc.problems)
+    if isinstance(exc, errors.ModelUnavailable):
+        return ModelUnavailableProblem(detail, model_id=exc.model_id)
+    return Unprocessable(detail)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
+    from indexing.errors import FaceError, ImageError, ModelUnavailable
+
+    @app.exception_handler(ImageError)
+    @app.exception_handler(FaceError)
+    @app.exception_handler(ModelUnavailable)
+    async def _pipeline(request: Request, exc: Exception) -> JSONResponse:
+        return problem_response(from_pipeline_error(exc), request)
+
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
         return problem_response(exc, request)

@@ -53,6 +53,13 @@ class Settings(BaseSettings):
     default_model: str = "dlib-resnet-v1"
     detector: str = "blazeface"
     intra_op_threads: int = 1
+    min_face_px: int = Field(default=80, description="Smallest face (pixels) enrollment accepts.")
+    flip_average: bool = Field(
+        default=False, description="Average each face's embedding with its mirror image's."
+    )
+    cpu_workers: int = Field(
+        default=4, description="Requests doing CPU work (decode, detect, embed) at once."
+    )
 
     jwt_secret: SecretStr | None = Field(
         default=None, description="HS256 signing key; generated into the data dir when unset."

@@ -137,14 +137,25 @@ def settings(data_dir: Path, db_url: str):  # noqa: ANN201 - Settings, imported 
     return Settings(data_dir=data_dir, database_url=SecretStr(db_url))
 
 
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - FacePipeline
+    """One face pipeline (models loaded once) shared by every app the tests build."""
+    from indexing.pipeline import build_pipeline
+    from service.components import pipeline_config
+    from service.settings import Settings
+
+    data = tmp_path_factory.mktemp("pipeline-data")
+    return build_pipeline(pipeline_config(Settings(data_dir=data)))
+
+
 @pytest.fixture
-def client(settings, db_url: str):  # noqa: ANN001, ANN201
+def client(settings, db_url: str, pipeline):  # noqa: ANN001, ANN201
     """A TestClient over the real app, bound to this test's database."""
     from fastapi.testclient import TestClient
 
     from service.app import create_app
 
-    with TestClient(create_app(settings, database_url=db_url)) as test_client:
+    with TestClient(create_app(settings, database_url=db_url, pipeline=pipeline)) as test_client:
         yield test_client
 
 

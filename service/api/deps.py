@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from service.auth.api_keys import authenticate_api_key
 from service.auth.principal import Principal, Role
+from service.components import Components
 from service.problems import Forbidden, Unauthorized
 
 
@@ -66,3 +67,10 @@ def require(role: Role) -> Callable[[Principal], Principal]:
 AdminPrincipal = Annotated[Principal, Depends(require(Role.admin))]
 OperatorPrincipal = Annotated[Principal, Depends(require(Role.operator))]
 ClientPrincipal = Annotated[Principal, Depends(require(Role.client))]
+
+
+def get_components(request: Request) -> Components:
+    return request.app.state.components
+
+
+ComponentsDep = Annotated[Components, Depends(get_components)]

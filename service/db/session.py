@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, create_engine
-from sqlalchemy.orm import sessionmaker
+import logging
+from collections.abc import Callable
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
+
+AFTER_COMMIT = "after_commit_actions"
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
@@ -12,9 +19,31 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
-        future=True,
     )
 
 
-def make_sessionmaker(engine: Engine) -> sessionmaker:
-    return sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
+def after_commit(session: Session, action: Callable[[], None]) -> None:
+    """Run ``action`` once the session's transaction commits (and never if it rolls back).
+    Used for side effects outside Postgres, such as erasing stored images, which must not
+    happen for a transaction that is then undone."""
+    session.info.setdefault(AFTER_COMMIT, []).append(action)
+
+
+def _run_after_commit(session: Session) -> None:
+    actions = session.info.pop(AFTER_COMMIT, [])
+    for action in actions:
+        try:
+            action()
+        except Exception:  # noqa: BLE001 - the commit stands; report, do not raise
+            log.exception("post-commit action failed")
+
+
+def _drop_after_commit(session: Session) -> None:
+    session.info.pop(AFTER_COMMIT, None)
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    factory = sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
+    event.listen(factory, "after_commit", _run_after_commit)
+    event.listen(factory, "after_rollback", _drop_after_commit)
+    return factory

@@ -1,0 +1,147 @@
+"""The expensive, long-lived parts of the service, built once per process and injected:
+the face pipeline, the vector index, the image store and the CPU thread pool."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import anyio
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from indexing.image_store import ImageStore
+from indexing.image_store.factory import build_image_store
+from indexing.pipeline import FacePipeline, PipelineConfig, build_pipeline
+from retrieval import outbox
+from retrieval.base import IndexConfig, VectorIndex
+from retrieval.factory import build_index
+from retrieval.templates import ensure_model_index
+from service.datadir import Secrets
+from service.settings import Settings
+
+T = TypeVar("T")
+
+
+def index_config(settings: Settings) -> IndexConfig:
+    return IndexConfig(
+        backend=settings.vector_backend,
+        m=settings.hnsw_m,
+        ef_construction=settings.hnsw_ef_construction,
+        ef_search=settings.hnsw_ef_search,
+        qdrant_url=settings.qdrant_url,
+        qdrant_api_key=(
+            settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
+        ),
+        qdrant_edge_path=settings.data_dir / "qdrant-edge",
+        milvus_uri=settings.milvus_uri or str(settings.data_dir / "milvus.db"),
+    )
+
+
+def pipeline_config(settings: Settings) -> PipelineConfig:
+    return PipelineConfig(
+        detector=settings.detector,
+        model_dir=settings.model_dir,
+        cache_dir=settings.data_dir / "models",
+        intra_op_threads=settings.intra_op_threads,
+        max_bytes=settings.max_upload_bytes,
+        max_pixels=settings.max_image_pixels,
+        min_face_px=settings.min_face_px,
+        flip_average=settings.flip_average,
+    )
+
+
+def build_store(settings: Settings, secrets: Secrets) -> ImageStore:
+    def secret(value: object) -> str | None:
+        return value.get_secret_value() if value is not None else None  # type: ignore[attr-defined]
+
+    return build_image_store(
+        local_root=settings.data_dir / "images",
+        encryption_key=secrets.encryption_key,
+        s3_bucket=settings.s3_bucket,
+        s3_endpoint_url=settings.s3_endpoint_url,
+        s3_region=settings.s3_region,
+        s3_access_key_id=secret(settings.s3_access_key_id),
+        s3_secret_access_key=secret(settings.s3_secret_access_key),
+    )
+
+
+@dataclass
+class Components:
+    settings: Settings
+    engine: Engine
+    pipeline: FacePipeline
+    index: VectorIndex
+    image_store: ImageStore
+    # Bounds the CPU-heavy work (decode, detect, embed) running at once off the event loop.
+    cpu_limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(4))
+    _relay_stop: threading.Event = field(default_factory=threading.Event)
+    _relay: threading.Thread | None = None
+
+    @property
+    def default_model(self) -> str:
+        return self.settings.default_model
+
+    def ensure_model_index(self, session: Session, model_id: str, dim: int) -> None:
+        ensure_model_index(session.connection(), self.index, model_id, dim)
+
+    def drain_outbox(self) -> int:
+        """Deliver pending writes to an external index now (a no-op for pgvector)."""
+        return outbox.drain(self.engine.begin, self.index)
+
+    async def run_cpu(self, fn: Callable[..., T], *args: object) -> T:
+        """Run CPU-bound work in a worker thread so the event loop keeps serving."""
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self.cpu_limiter)
+
+    def start_relay(self) -> None:
+        if self.index.external and self._relay is None:
+            self._relay = threading.Thread(
+                target=outbox.run_relay,
+                args=(self.engine.begin, self.index, self._relay_stop),
+                name="index-outbox-relay",
+                daemon=True,
+            )
+            self._relay.start()
+
+    def close(self) -> None:
+        self._relay_stop.set()
+        if self._relay is not None:
+            self._relay.join(timeout=5)
+        self.index.close()
+
+
+def build_components(
+    settings: Settings, engine: Engine, secrets: Secrets, *, pipeline: FacePipeline | None = None
+) -> Components:
+    """``pipeline`` may be passed in to share one across apps (tests, benchmarks)."""
+    return Components(
+        settings=settings,
+        engine=engine,
+        pipeline=pipeline or build_pipeline(pipeline_config(settings)),
+        index=build_index(index_config(settings)),
+        image_store=build_store(settings, secrets),
+        cpu_limiter=anyio.CapacityLimiter(settings.cpu_workers),
+    )
+
+
+def face_image_key(gallery_id: uuid.UUID, subject_id: uuid.UUID, face_id: uuid.UUID) -> str:
+    return f"galleries/{gallery_id}/subjects/{subject_id}/{face_id}"
+
+
+def subject_image_prefix(gallery_id: uuid.UUID, subject_id: uuid.UUID) -> str:
+    return f"galleries/{gallery_id}/subjects/{subject_id}/"
+
+
+def gallery_image_prefix(gallery_id: uuid.UUID) -> str:
+    return f"galleries/{gallery_id}/"
+
+
+def probe_image_key(gallery_id: uuid.UUID | None, verification_id: uuid.UUID) -> str:
+    owner = f"galleries/{gallery_id}" if gallery_id else "probes"
+    return f"{owner}/probes/{verification_id}"
+
+
+__all__: Sequence[str] = ["Components", "build_components"]

@@ -1,0 +1,251 @@
+"""1:1 verify and 1:N search. Each call analyses the probe off the event loop, queries
+the index, and writes one row of verification history, the table analysts query."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from indexing.errors import NoFace
+from indexing.pipeline import AnalyzedFace
+from retrieval.ranking import search_subjects
+from service.auth.principal import Principal
+from service.components import Components, probe_image_key
+from service.db.models import Gallery, Model, Subject, Verification
+from service.problems import Unprocessable
+from service.request_context import current_request_id
+from service.subjects import get_by_external_id, get_in_gallery
+
+
+class NoTemplates(Unprocessable):
+    slug, title = "no-templates", "Subject has no enrolled face"
+
+
+@dataclass
+class Liveness:
+    decision: str
+    score: float
+    signals: dict[str, Any]
+
+
+@dataclass
+class VerifyOutcome:
+    verification: Verification
+    probe: AnalyzedFace
+    reference: AnalyzedFace | None
+    subject: Subject | None
+    liveness: Liveness | None = None
+
+
+@dataclass
+class SearchOutcome:
+    verification: Verification
+    probe: AnalyzedFace
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+
+
+def probe_face(components: Components, image: bytes, model_id: str) -> AnalyzedFace:
+    """The probe's largest face, embedded with ``model_id``."""
+    faces = components.pipeline.analyze(image, model_ids=[model_id], max_faces=1)
+    if not faces:
+        raise NoFace()
+    return faces[0]
+
+
+def threshold_for(session: Session, components: Components, model_id: str) -> float:
+    row = session.get(Model, model_id)
+    return float(row.threshold) if row is not None else components.pipeline.spec(model_id).threshold
+
+
+def _principal_fields(principal: Principal) -> dict[str, str]:
+    return {"principal_type": principal.kind, "principal_id": principal.id}
+
+
+def _maybe_store_probe(
+    session: Session,
+    components: Components,
+    gallery: Gallery | None,
+    row: Verification,
+    image: bytes,
+) -> None:
+    if gallery is not None and gallery.store_probes:
+        key = probe_image_key(gallery.id, row.id)
+        components.image_store.put(key, image)
+        row.probe_image_key = key
+
+
+def resolve_verify_target(
+    session: Session,
+    principal: Principal,
+    *,
+    gallery_id: uuid.UUID | None,
+    subject_id: uuid.UUID | None,
+    external_id: str | None,
+) -> tuple[Gallery, Subject]:
+    if gallery_id is None:
+        raise Unprocessable("give gallery with subject or external_id, or a reference_image")
+    if subject_id is not None:
+        subject = get_in_gallery(session, principal, gallery_id, subject_id)
+    elif external_id is not None:
+        subject = get_by_external_id(session, principal, gallery_id, external_id)
+    else:
+        raise Unprocessable("give subject (id) or external_id with gallery")
+    gallery = session.get(Gallery, gallery_id)
+    assert gallery is not None
+    return gallery, subject
+
+
+def verify_against_subject(
+    session: Session,
+    components: Components,
+    *,
+    principal: Principal,
+    gallery: Gallery,
+    subject: Subject,
+    probe: AnalyzedFace,
+    image: bytes,
+    started: float,
+    liveness: Liveness | None,
+) -> VerifyOutcome:
+    model_id = gallery.active_model_id
+    similarity = components.index.verify(
+        session.connection(), probe.embeddings[model_id], subject_id=subject.id, model_id=model_id
+    )
+    if similarity is None:
+        raise NoTemplates(
+            f"subject {subject.id} has no face enrolled for model {model_id}; enroll one first"
+        )
+    threshold = threshold_for(session, components, model_id)
+    row = Verification(
+        id=uuid.uuid4(),
+        kind="verify",
+        **_principal_fields(principal),
+        request_id=current_request_id(),
+        gallery_id=gallery.id,
+        subject_id=subject.id,
+        external_id=subject.external_id,
+        model_id=model_id,
+        similarity=float(similarity),
+        threshold=threshold,
+        match=bool(similarity >= threshold),
+        probe_bbox=probe.bbox.as_dict(),
+        probe_quality=probe.quality.as_dict(),
+        **_liveness_fields(liveness),
+    )
+    _maybe_store_probe(session, components, gallery, row, image)
+    row.latency_ms = round((time.perf_counter() - started) * 1000, 2)
+    session.add(row)
+    session.flush()
+    return VerifyOutcome(row, probe, None, subject, liveness)
+
+
+def verify_two_images(
+    session: Session,
+    components: Components,
+    *,
+    principal: Principal,
+    probe: AnalyzedFace,
+    reference: AnalyzedFace,
+    model_id: str,
+    started: float,
+    liveness: Liveness | None,
+) -> VerifyOutcome:
+    similarity = float(np.dot(probe.embeddings[model_id], reference.embeddings[model_id]))
+    similarity = max(-1.0, min(1.0, similarity))
+    threshold = threshold_for(session, components, model_id)
+    row = Verification(
+        id=uuid.uuid4(),
+        kind="verify",
+        **_principal_fields(principal),
+        request_id=current_request_id(),
+        model_id=model_id,
+        similarity=similarity,
+        threshold=threshold,
+        match=bool(similarity >= threshold),
+        probe_bbox=probe.bbox.as_dict(),
+        probe_quality=probe.quality.as_dict(),
+        **_liveness_fields(liveness),
+    )
+    row.latency_ms = round((time.perf_counter() - started) * 1000, 2)
+    session.add(row)
+    session.flush()
+    return VerifyOutcome(row, probe, reference, None, liveness)
+
+
+def _liveness_fields(liveness: Liveness | None) -> dict[str, Any]:
+    if liveness is None:
+        return {}
+    return {
+        "liveness_decision": liveness.decision,
+        "liveness_score": liveness.score,
+        "liveness_signals": liveness.signals,
+    }
+
+
+def search(
+    session: Session,
+    components: Components,
+    *,
+    principal: Principal,
+    gallery: Gallery,
+    probe: AnalyzedFace,
+    image: bytes,
+    k: int,
+    threshold: float | None,
+    started: float,
+) -> SearchOutcome:
+    model_id = gallery.active_model_id
+    cut = threshold if threshold is not None else threshold_for(session, components, model_id)
+    hits = search_subjects(
+        session.connection(),
+        components.index,
+        probe.embeddings[model_id],
+        gallery_id=gallery.id,
+        model_id=model_id,
+        k=k,
+        threshold=cut,
+    )
+    subjects = {
+        s.id: s
+        for s in session.scalars(
+            select(Subject).where(Subject.id.in_([h.subject_id for h in hits]))
+        ).all()
+    }
+    candidates = [
+        {
+            "subject_id": str(h.subject_id),
+            "external_id": subjects[h.subject_id].external_id,
+            "display_name": subjects[h.subject_id].display_name,
+            "similarity": round(float(h.similarity), 6),
+        }
+        for h in hits
+        if h.subject_id in subjects  # deleted between the index query and now
+    ]
+    best = candidates[0] if candidates else None
+    row = Verification(
+        id=uuid.uuid4(),
+        kind="search",
+        **_principal_fields(principal),
+        request_id=current_request_id(),
+        gallery_id=gallery.id,
+        subject_id=uuid.UUID(best["subject_id"]) if best else None,
+        external_id=best["external_id"] if best else None,
+        model_id=model_id,
+        similarity=best["similarity"] if best else None,
+        threshold=cut,
+        match=best is not None,
+        candidates=candidates,
+        probe_bbox=probe.bbox.as_dict(),
+        probe_quality=probe.quality.as_dict(),
+    )
+    _maybe_store_probe(session, components, gallery, row, image)
+    row.latency_ms = round((time.perf_counter() - started) * 1000, 2)
+    session.add(row)
+    session.flush()
+    return SearchOutcome(row, probe, candidates)

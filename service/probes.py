@@ -1,0 +1,133 @@
+"""The verify, search and detect use cases, run in a worker thread: lookups first (a 404
+costs no CPU), then the face pipeline, then the index query and the history row,
+committed before the answer goes out."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from indexing.errors import NoFace
+from indexing.pipeline import DetectedFace
+from service import matching
+from service.api.params import SearchParams, VerifyParams
+from service.auth.principal import Principal
+from service.components import Components
+from service.galleries import get_visible
+from service.schemas import (
+    BBoxOut,
+    Candidate,
+    DetectedFaceOut,
+    DetectResponse,
+    LivenessOut,
+    SearchResponse,
+    VerifyResponse,
+)
+
+
+def face_out(face: DetectedFace) -> DetectedFaceOut:
+    return DetectedFaceOut(
+        bbox=BBoxOut(**face.bbox.as_dict()),
+        landmarks=[[round(float(x), 1), round(float(y), 1)] for x, y in face.landmarks],
+        score=round(float(face.score), 4),
+        quality=face.quality.as_dict(),
+    )
+
+
+def _liveness(app_state: Any, image: bytes) -> matching.Liveness:
+    from service import liveness_service
+
+    result = liveness_service.passive_check(app_state, image)
+    return matching.Liveness(
+        decision=result.decision, score=float(result.score), signals=dict(result.signals)
+    )
+
+
+def verify(
+    session: Session,
+    components: Components,
+    app_state: Any,
+    *,
+    principal: Principal,
+    params: VerifyParams,
+    image: bytes,
+    reference: bytes | None,
+) -> VerifyResponse:
+    started = time.perf_counter()
+    if reference is not None:
+        model_id = components.default_model
+        if params.gallery is not None:
+            model_id = get_visible(session, principal, params.gallery).active_model_id
+        probe = matching.probe_face(components, image, model_id)
+        ref = matching.probe_face(components, reference, model_id)
+        live = _liveness(app_state, image) if params.liveness else None
+        outcome = matching.verify_two_images(
+            session, components, principal=principal, probe=probe, reference=ref,
+            model_id=model_id, started=started, liveness=live,
+        )  # fmt: skip
+    else:
+        gallery, subject = matching.resolve_verify_target(
+            session, principal, gallery_id=params.gallery, subject_id=params.subject,
+            external_id=params.external_id,
+        )  # fmt: skip
+        probe = matching.probe_face(components, image, gallery.active_model_id)
+        live = _liveness(app_state, image) if params.liveness else None
+        outcome = matching.verify_against_subject(
+            session, components, principal=principal, gallery=gallery, subject=subject,
+            probe=probe, image=image, started=started, liveness=live,
+        )  # fmt: skip
+    session.commit()
+    row = outcome.verification
+    return VerifyResponse(
+        verification_id=row.id,
+        match=bool(row.match),
+        similarity=round(float(row.similarity or 0.0), 6),
+        threshold=float(row.threshold or 0.0),
+        model_id=str(row.model_id),
+        subject_id=row.subject_id,
+        external_id=row.external_id,
+        probe=face_out(outcome.probe),
+        reference=face_out(outcome.reference) if outcome.reference else None,
+        liveness=LivenessOut(**vars(outcome.liveness)) if outcome.liveness else None,
+        latency_ms=float(row.latency_ms or 0.0),
+    )
+
+
+def search(
+    session: Session,
+    components: Components,
+    *,
+    principal: Principal,
+    gallery_id: uuid.UUID,
+    params: SearchParams,
+    image: bytes,
+) -> SearchResponse:
+    started = time.perf_counter()
+    gallery = get_visible(session, principal, gallery_id)
+    probe = matching.probe_face(components, image, gallery.active_model_id)
+    outcome = matching.search(
+        session, components, principal=principal, gallery=gallery, probe=probe, image=image,
+        k=params.k, threshold=params.threshold, started=started,
+    )  # fmt: skip
+    session.commit()
+    row = outcome.verification
+    return SearchResponse(
+        verification_id=row.id,
+        candidates=[Candidate(**c) for c in outcome.candidates],
+        threshold=float(row.threshold or 0.0),
+        model_id=str(row.model_id),
+        probe=face_out(outcome.probe),
+        latency_ms=float(row.latency_ms or 0.0),
+    )
+
+
+def detect(components: Components, image: bytes, max_faces: int | None) -> DetectResponse:
+    decoded = components.pipeline.decode(image)
+    faces = components.pipeline.detect_image(decoded, max_faces=max_faces)
+    if not faces:
+        raise NoFace()
+    height, width = decoded.shape[:2]
+    return DetectResponse(faces=[face_out(f) for f in faces], width=width, height=height)

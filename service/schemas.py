@@ -1,0 +1,178 @@
+"""Pydantic request and response bodies of the v1 API (kept apart from the ORM models)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class GalleryCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    name: str = Field(min_length=1, max_length=200)
+    model_id: str | None = Field(
+        default=None, description="Embedding model for this gallery; the service default if unset."
+    )
+    store_probes: bool = Field(
+        default=False, description="Keep probe images of verify/search calls (off by default)."
+    )
+
+
+class GalleryPublic(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+    id: uuid.UUID
+    name: str
+    model_id: str
+    pending_model_id: str | None
+    store_probes: bool
+    created_at: datetime
+    subject_count: int | None = None
+
+
+class GalleryPage(BaseModel):
+    items: list[GalleryPublic]
+    next_cursor: str | None
+
+
+class SubjectCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    external_id: str = Field(min_length=1, max_length=200)
+    display_name: str | None = Field(default=None, max_length=200)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class SubjectUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    display_name: str | None = Field(default=None, max_length=200)
+    metadata: dict[str, Any] | None = None
+
+
+class SubjectPublic(BaseModel):
+    id: uuid.UUID
+    gallery_id: uuid.UUID
+    external_id: str
+    display_name: str | None
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    face_count: int | None = None
+
+
+class SubjectPage(BaseModel):
+    items: list[SubjectPublic]
+    next_cursor: str | None
+
+
+class BBoxOut(BaseModel):
+    x: float
+    y: float
+    width: float
+    height: float
+
+
+class FacePublic(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+    id: uuid.UUID
+    subject_id: uuid.UUID
+    gallery_id: uuid.UUID
+    status: str
+    bbox: BBoxOut | None
+    landmarks: list[list[float]] | None
+    quality: dict[str, Any] | None
+    model_id: str | None
+    model_ids: list[str]
+    created_at: datetime
+
+
+class FacePage(BaseModel):
+    items: list[FacePublic]
+    next_cursor: str | None
+
+
+class JobAccepted(BaseModel):
+    job_id: uuid.UUID
+    status: str
+    face_id: uuid.UUID | None = None
+
+
+class DetectedFaceOut(BaseModel):
+    bbox: BBoxOut
+    landmarks: list[list[float]]
+    score: float
+    quality: dict[str, Any]
+
+
+class DetectResponse(BaseModel):
+    faces: list[DetectedFaceOut]
+    width: int | None = None
+    height: int | None = None
+
+
+class LivenessOut(BaseModel):
+    decision: str
+    score: float
+    signals: dict[str, Any]
+
+
+class VerifyResponse(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+    verification_id: uuid.UUID
+    match: bool
+    similarity: float
+    threshold: float
+    model_id: str
+    subject_id: uuid.UUID | None
+    external_id: str | None
+    probe: DetectedFaceOut
+    reference: DetectedFaceOut | None = None
+    liveness: LivenessOut | None = None
+    latency_ms: float
+
+
+class Candidate(BaseModel):
+    subject_id: uuid.UUID
+    external_id: str
+    display_name: str | None
+    similarity: float
+    face_id: uuid.UUID | None = None
+
+
+class SearchResponse(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+    verification_id: uuid.UUID
+    candidates: list[Candidate]
+    threshold: float
+    model_id: str
+    probe: DetectedFaceOut
+    latency_ms: float
+
+
+class VerificationPublic(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+    id: uuid.UUID
+    created_at: datetime
+    kind: str
+    principal_type: str
+    principal_id: str
+    request_id: str | None
+    gallery_id: uuid.UUID | None
+    subject_id: uuid.UUID | None
+    external_id: str | None
+    model_id: str | None
+    similarity: float | None
+    threshold: float | None
+    match: bool | None
+    candidates: list[Any] | None
+    probe_bbox: dict[str, Any] | None
+    probe_quality: dict[str, Any] | None
+    liveness_decision: str | None
+    liveness_score: float | None
+    liveness_signals: dict[str, Any] | None
+    latency_ms: float | None
+
+
+class VerificationPage(BaseModel):
+    items: list[VerificationPublic]
+    next_cursor: str | None
