@@ -9,10 +9,12 @@ from fastapi import FastAPI
 
 from indexing.pipeline import FacePipeline
 from service.api import api_keys, auth, faces, galleries, health, jobs, matching, verifications
+from service.api import liveness as liveness_api
 from service.auth.login import build_auth
 from service.components import Components, build_components
 from service.datadir import load_secrets
 from service.db.session import make_engine, make_sessionmaker
+from service.liveness_service import build_runtime as build_liveness_runtime
 from service.middleware import RequestContextMiddleware
 from service.problems import install_problem_handlers
 from service.ratelimit import PrincipalRateLimit, build_rate_limiter
@@ -44,6 +46,7 @@ def create_app(
         app.state.auth = build_auth(settings, app.state.secrets)
         app.state.verify_access_token = app.state.auth.verify_access_token
         app.state.rate_limiter = build_rate_limiter(settings)
+        app.state.liveness = build_liveness_runtime(settings)
         components = build_components(settings, engine, app.state.secrets, pipeline=pipeline)
         app.state.components = components
         app.state.readiness_probes["index"] = lambda: _index_problem(components)
@@ -67,6 +70,7 @@ def create_app(
     app.include_router(auth.router)
     app.include_router(api_keys.router, dependencies=[PrincipalRateLimit])
     app.include_router(jobs.router)
+    app.include_router(liveness_api.router, dependencies=[PrincipalRateLimit])
     for router in (galleries.router, faces.router, matching.router, verifications.router):
         app.include_router(router, dependencies=[PrincipalRateLimit])
     return app

@@ -1,0 +1,396 @@
+"""Liveness service functions: challenge sessions and the passive check. Routes parse
+and call one of these; the CLI or verify may call them too.
+
+Detection and embeddings come from the face pipeline (``app.state.components.pipeline``
+when the app built one, otherwise one built here on first use); mesh, tracking, the
+session state machine and the passive signals come from ``liveness``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from indexing.errors import CorruptImage, ImageError, ImageTooLarge, UnsupportedImage
+from indexing.pipeline import FacePipeline, PipelineConfig, build_pipeline
+from liveness.actions import ChallengePolicy, random_actions
+from liveness.features import FeatureExtractor
+from liveness.frames import measure_frame
+from liveness.passive.check import PassiveChecker, PassiveResult
+from liveness.passive.onnx_model import load_operator_model
+from liveness.session import PASSED, Observation, SessionState, advance, expire_if_due
+from liveness.tracking import TrackState
+from service.auth.principal import Principal
+from service.db.models import LivenessSession, Verification
+from service.problems import (
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    Problem,
+    Unprocessable,
+    UnsupportedMediaType,
+)
+from service.request_context import current_request_id
+from service.settings import Settings
+
+
+class SessionClosed(Conflict):
+    slug, title = "liveness-session-closed", "Liveness session already finished"
+
+
+class SessionExpired(Problem):
+    status, slug, title = 410, "liveness-session-expired", "Liveness session expired"
+
+
+class DuplicateFrame(Conflict):
+    slug, title = "duplicate-frame", "Frame already received"
+
+
+class NoFaceForLiveness(Unprocessable):
+    slug, title = "no-face", "No face found"
+
+
+class SessionNotPassed(Conflict):
+    slug, title = "liveness-session-not-passed", "Liveness session has not passed"
+
+
+@dataclass
+class LivenessRuntime:
+    """Everything liveness needs at request time; built once in the app's lifespan."""
+
+    settings: Settings
+    extractor: FeatureExtractor
+    passive: PassiveChecker
+    policy: ChallengePolicy = field(default_factory=ChallengePolicy)
+    session_ttl_s: float = 120.0
+    model_id: str = "dlib-resnet-v1"
+    _pipeline: FacePipeline | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def pipeline(self, app_state: Any) -> FacePipeline:
+        components = getattr(app_state, "components", None)
+        shared = getattr(components, "pipeline", None)
+        if shared is not None:
+            return shared
+        with self._lock:
+            if self._pipeline is None:
+                self._pipeline = build_pipeline(
+                    PipelineConfig(
+                        detector=self.settings.detector,
+                        model_dir=self.settings.model_dir,
+                        cache_dir=self.settings.data_dir / "cache",
+                        intra_op_threads=self.settings.intra_op_threads,
+                        max_bytes=self.settings.max_upload_bytes,
+                        max_pixels=self.settings.max_image_pixels,
+                    )
+                )
+            return self._pipeline
+
+
+def build_runtime(settings: Settings) -> LivenessRuntime:
+    model = load_operator_model(settings.model_dir, settings.intra_op_threads)
+    return LivenessRuntime(
+        settings=settings,
+        extractor=FeatureExtractor(),
+        passive=PassiveChecker(model),
+        model_id=settings.default_model,
+    )
+
+
+def _runtime(app_state: Any) -> LivenessRuntime:
+    runtime: LivenessRuntime | None = getattr(app_state, "liveness", None)
+    if runtime is None:
+        runtime = build_runtime(app_state.settings)
+        app_state.liveness = runtime
+    return runtime
+
+
+def _image_problem(exc: ImageError) -> Problem:
+    if isinstance(exc, ImageTooLarge):
+        return PayloadTooLarge(exc.detail)
+    if isinstance(exc, UnsupportedImage):
+        return UnsupportedMediaType(exc.detail)
+    if isinstance(exc, CorruptImage):
+        problem = Problem(exc.detail)
+        problem.slug, problem.title = "corrupt-image", "Image could not be decoded"
+        return problem
+    return Problem(exc.detail)
+
+
+def _decode(pipeline: FacePipeline, data: bytes) -> np.ndarray:
+    try:
+        return pipeline.decode(data)
+    except ImageError as exc:
+        raise _image_problem(exc) from exc
+
+
+# --- the passive check ---------------------------------------------------------------
+
+
+def passive_check(app_state: Any, image_bytes: bytes) -> PassiveResult:
+    """The passive check of the largest face in ``image_bytes`` (verify calls this for
+    ``liveness=true``). Raises problem+json errors for bad images and no face."""
+    runtime = _runtime(app_state)
+    pipeline = runtime.pipeline(app_state)
+    image = _decode(pipeline, image_bytes)
+    faces = pipeline.detect_image(image, max_faces=1)
+    if not faces:
+        raise NoFaceForLiveness("no face found in the image")
+    b = faces[0].bbox
+    result = runtime.passive(image, (b.left, b.top, b.right, b.bottom))
+    result.signals["bbox"] = b.as_dict()
+    return result
+
+
+def check_image(
+    app_state: Any, session: Session, principal: Principal, image_bytes: bytes
+) -> tuple[PassiveResult, uuid.UUID]:
+    """``POST /v1/liveness``: the passive check, recorded in the verification history."""
+    started = time.perf_counter()
+    result = passive_check(app_state, image_bytes)
+    row = Verification(
+        kind="liveness",
+        principal_type=principal.kind,
+        principal_id=principal.id,
+        request_id=current_request_id(),
+        probe_bbox=result.signals.get("bbox"),
+        liveness_decision=result.decision,
+        liveness_score=result.score,
+        liveness_signals={"mode": "passive", **result.signals},
+        latency_ms=(time.perf_counter() - started) * 1000,
+    )
+    session.add(row)
+    session.flush()
+    return result, row.id
+
+
+# --- challenge sessions --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SessionView:
+    id: uuid.UUID
+    actions: list[str]
+    expires_at: datetime
+    status: str
+    reasons: list[str]
+    frames_received: int
+    completed: list[dict[str, Any]]
+    signals: dict[str, Any] | None
+    verification_id: uuid.UUID | None = None
+
+
+def _view(row: LivenessSession, runtime: LivenessRuntime) -> SessionView:
+    machine = SessionState.from_dict(row.state.get("machine", {"actions": list(row.actions)}))
+    return SessionView(
+        id=row.id,
+        actions=list(row.actions),
+        expires_at=row.expires_at,
+        status=row.status,
+        reasons=list(row.reasons or []),
+        frames_received=row.frames_received,
+        completed=machine.completed,
+        signals=machine.signals(runtime.policy) if machine.done else None,
+        verification_id=_as_uuid(row.state.get("verification_id")),
+    )
+
+
+def _as_uuid(value: object) -> uuid.UUID | None:
+    return uuid.UUID(str(value)) if value else None
+
+
+def create_session(app_state: Any, session: Session, principal: Principal) -> SessionView:
+    runtime = _runtime(app_state)
+    actions = [a.value for a in random_actions()]
+    now = datetime.now(UTC)
+    machine = SessionState(actions=actions)
+    row = LivenessSession(
+        id=uuid.uuid4(),
+        principal_id=principal.id,
+        actions=actions,
+        status="pending",
+        reasons=[],
+        state={"machine": machine.as_dict(), "digests": [], "track": None},
+        frames_received=0,
+        expires_at=now + timedelta(seconds=runtime.session_ttl_s),
+    )
+    session.add(row)
+    session.flush()
+    return _view(row, runtime)
+
+
+def _load(
+    session: Session, principal: Principal, session_id: uuid.UUID, *, lock: bool
+) -> LivenessSession:
+    query = select(LivenessSession).where(LivenessSession.id == session_id)
+    if lock:
+        query = query.with_for_update()
+    row = session.scalars(query).first()
+    # Another key's session is reported as absent, not forbidden: ids are not probes.
+    if row is None or row.principal_id != principal.id:
+        raise NotFound(f"no liveness session {session_id}")
+    return row
+
+
+def _store(
+    row: LivenessSession,
+    machine: SessionState,
+    track: TrackState | None,
+    session: Session,
+    principal: Principal,
+    runtime: LivenessRuntime,
+) -> None:
+    state = dict(row.state)
+    state["machine"] = machine.as_dict()
+    state["digests"] = list(machine.digests)
+    state["track"] = track.as_dict() if track is not None and not machine.done else None
+    if machine.done and row.completed_at is None:
+        row.completed_at = datetime.now(UTC)
+        state["verification_id"] = str(_record_outcome(row, machine, session, principal, runtime))
+    row.state = state
+    row.status = machine.status
+    row.reasons = list(machine.reasons)
+    row.frames_received = machine.frames
+
+
+def _record_outcome(
+    row: LivenessSession,
+    machine: SessionState,
+    session: Session,
+    principal: Principal,
+    runtime: LivenessRuntime,
+) -> uuid.UUID:
+    signals = machine.signals(runtime.policy)
+    depth_score = signals["depth"]["score"]
+    history = Verification(
+        id=uuid.uuid4(),
+        kind="liveness",
+        principal_type=principal.kind,
+        principal_id=principal.id,
+        request_id=current_request_id(),
+        model_id=runtime.model_id,
+        liveness_decision="live" if machine.status == PASSED else "spoof",
+        liveness_score=float(depth_score) if depth_score is not None else None,
+        liveness_signals={
+            "mode": "active",
+            "session_id": str(row.id),
+            "reasons": list(machine.reasons),
+            **signals,
+        },
+    )
+    session.add(history)
+    return history.id
+
+
+def get_session(
+    app_state: Any, session: Session, principal: Principal, session_id: uuid.UUID
+) -> SessionView:
+    runtime = _runtime(app_state)
+    row = _load(session, principal, session_id, lock=True)
+    machine = SessionState.from_dict(row.state["machine"])
+    if not machine.done:
+        machine = expire_if_due(machine, now=time.time(), expires_at=row.expires_at.timestamp())
+        if machine.done:
+            _store(row, machine, None, session, principal, runtime)
+    return _view(row, runtime)
+
+
+def _replayed(session: Session, row_id: uuid.UUID, digest: str) -> bool:
+    query = select(LivenessSession.id).where(
+        LivenessSession.id != row_id, LivenessSession.state["digests"].contains([digest])
+    )
+    return session.scalars(query.limit(1)).first() is not None
+
+
+def post_frame(
+    app_state: Any,
+    session: Session,
+    principal: Principal,
+    session_id: uuid.UUID,
+    data: bytes,
+    *,
+    last: bool = False,
+) -> SessionView:
+    """One frame of a challenge. The session row is locked for the frame's duration, so
+    frames of one session are applied one at a time, in arrival order."""
+    runtime = _runtime(app_state)
+    row = _load(session, principal, session_id, lock=True)
+    machine = SessionState.from_dict(row.state["machine"])
+    if machine.done:
+        raise SessionClosed(
+            f"liveness session {session_id} is {machine.status}; sessions are single use",
+            status_value=machine.status,
+        )
+    now = time.time()
+    expires_at = row.expires_at.timestamp()
+    machine = expire_if_due(machine, now=now, expires_at=expires_at)
+    if machine.done:
+        _store(row, machine, None, session, principal, runtime)
+        session.commit()
+        raise SessionExpired(f"liveness session {session_id} expired at {row.expires_at}")
+    digest = hashlib.sha256(data).hexdigest()
+    if digest in machine.digests:
+        raise DuplicateFrame("this frame was already sent to this session")
+    if _replayed(session, row.id, digest):
+        obs = Observation(digest=digest, faces=0, replayed=True)
+        machine = advance(machine, obs, now=now, expires_at=expires_at, policy=runtime.policy)
+        _store(row, machine, None, session, principal, runtime)
+        return _view(row, runtime)
+    obs, track = _observe(app_state, runtime, row, data, digest, last)
+    machine = advance(machine, obs, now=now, expires_at=expires_at, policy=runtime.policy)
+    _store(row, machine, track, session, principal, runtime)
+    return _view(row, runtime)
+
+
+def _observe(
+    app_state: Any,
+    runtime: LivenessRuntime,
+    row: LivenessSession,
+    data: bytes,
+    digest: str,
+    last: bool,
+) -> tuple[Observation, TrackState | None]:
+    pipeline = runtime.pipeline(app_state)
+    image = _decode(pipeline, data)
+    faces = pipeline.analyze_image(image, model_ids=[runtime.model_id], max_faces=2)
+    track_data = row.state.get("track")
+    track = TrackState.from_dict(track_data) if track_data else None
+    box = None
+    if len(faces) == 1:
+        b = faces[0].bbox
+        box = (b.left, b.top, b.right, b.bottom)
+    measured = measure_frame(runtime.extractor, image, box, track)
+    embedding = None
+    if len(faces) == 1 and measured.features is not None:
+        embedding = [float(x) for x in faces[0].embeddings[runtime.model_id]]
+    obs = Observation(
+        digest=digest,
+        faces=len(faces),
+        features=measured.features,
+        embedding=embedding,
+        motion=measured.motion,
+        last=last,
+    )
+    return obs, measured.track
+
+
+def session_probe(
+    app_state: Any, session: Session, principal: Principal, session_id: uuid.UUID
+) -> tuple[list[float], str]:
+    """For verify: the embedding (and its model id) of the face in a passed session's
+    final frame. The face verify compares is the one that proved liveness."""
+    runtime = _runtime(app_state)
+    row = _load(session, principal, session_id, lock=False)
+    machine = SessionState.from_dict(row.state["machine"])
+    if machine.status != PASSED or machine.final_embedding is None:
+        raise SessionNotPassed(f"liveness session {session_id} is {machine.status}")
+    return list(machine.final_embedding), runtime.model_id
