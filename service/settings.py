@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     jwt_secret: SecretStr | None = Field(
         default=None, description="HS256 signing key; generated into the data dir when unset."
     )
+    jwt_previous_secrets: list[SecretStr] = Field(
+        default_factory=list,
+        description="Retired signing keys (JSON list) still accepted until their tokens expire.",
+    )
     encryption_key: SecretStr | None = Field(
         default=None,
         description="base64 AES-256 key for stored images; generated into the data dir when unset.",

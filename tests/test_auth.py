@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import select, update
 
 from service.app import create_app
@@ -311,3 +312,19 @@ def test_no_secrets_in_logs(client, caplog) -> None:  # noqa: ANN001
     secrets += [renewed["access_token"], renewed["refresh_token"]]
     for secret in secrets:
         assert secret not in text
+
+
+def test_signing_key_rotation_by_kid(make_client: ClientFactory) -> None:
+    old_secret, new_secret = "o" * 40, "n" * 40
+    old_app = make_client(jwt_secret=SecretStr(old_secret))
+    add_user(old_app, "ada@example.org")
+    old_token = login(old_app, "ada@example.org")["access_token"]
+    rotated = make_client(
+        jwt_secret=SecretStr(new_secret), jwt_previous_secrets=[SecretStr(old_secret)]
+    )
+    assert rotated.get("/v1/api-keys", headers=bearer(old_token)).status_code == 200
+    new_token = login(rotated, "ada@example.org")["access_token"]
+    assert jwt.get_unverified_header(new_token)["kid"] == key_id(new_secret)
+    retired = make_client(jwt_secret=SecretStr(new_secret))
+    assert_problem(retired.get("/v1/api-keys", headers=bearer(old_token)), 401, "unauthorized")
+    assert retired.get("/v1/api-keys", headers=bearer(new_token)).status_code == 200

@@ -109,7 +109,9 @@ def build_auth(settings: Settings, secrets: Secrets) -> AuthService:
     return AuthService(
         passwords=Passwords(),
         access_tokens=tokens.AccessTokens(
-            secret=secrets.jwt_secret, ttl_s=settings.access_token_ttl_s
+            secret=secrets.jwt_secret,
+            ttl_s=settings.access_token_ttl_s,
+            previous_secrets=[s.get_secret_value() for s in settings.jwt_previous_secrets],
         ),
         refresh_ttl_s=settings.refresh_token_ttl_s,
     )
