@@ -103,13 +103,32 @@ def run_relay(
     batch: int = 500,
 ) -> None:
     """The background loop: drain, then sleep until ``stop`` is set. Failures are logged
-    and retried; the outbox keeps the work."""
+    and retried; the outbox keeps the work. Once the outbox runs dry after deliveries the
+    engine is asked to finish its index work (Qdrant Edge has no background optimizer:
+    fresh points stay in a plain, exactly-scanned segment until then)."""
+    dirty = False
     while not stop.is_set():
         try:
-            drain(conn_factory, index, batch=batch)
+            delivered = drain(conn_factory, index, batch=batch)
+            if delivered:
+                dirty = True
+            elif dirty:
+                _optimize_all(conn_factory, index)
+                dirty = False
         except Exception:  # noqa: BLE001 - keep relaying; the rows stay pending
             log.exception("index outbox relay failed; retrying")
         stop.wait(interval_s)
+
+
+def _optimize_all(conn_factory: ConnFactory, index: VectorIndex) -> None:
+    store = _store(index)
+    with conn_factory() as conn:
+        models = [row[0] for row in index.pg.raw(conn).execute("SELECT id FROM models")]
+    for model_id in models:
+        try:
+            store.optimize(model_id)
+        except Exception:  # noqa: BLE001 - a model without an index has nothing to optimize
+            log.debug("no index to optimize for %s", model_id, exc_info=True)
 
 
 def _store(index: VectorIndex) -> ExternalStore:

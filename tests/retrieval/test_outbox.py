@@ -99,3 +99,28 @@ def test_pgvector_needs_no_outbox(engine: Engine, tmp_path: Path):
         assert pending(conn, index) == 0
         assert index.count(conn, model_id=MODEL) == 6
     assert drain(engine.begin, index) == 0
+
+
+def test_background_relay_delivers_and_stops(engine: Engine, external):
+    import threading
+
+    from retrieval.outbox import run_relay
+
+    with engine.begin() as conn:
+        register_model(conn, external)
+        make_gallery(conn, external, np.random.default_rng(10), subjects=5, per_subject=2)
+    stop = threading.Event()
+    thread = threading.Thread(target=run_relay, args=(engine.begin, external, stop),
+                              kwargs={"interval_s": 0.05})  # fmt: skip
+    thread.start()
+    try:
+        for _ in range(200):
+            with engine.connect() as conn:
+                if pending(conn, external) == 0:
+                    break
+            stop.wait(0.05)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert not thread.is_alive()
+    assert _count(engine, external) == 10
