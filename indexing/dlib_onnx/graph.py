@@ -125,7 +125,16 @@ def _pad_to(b: _Builder, x: str, shape: Shape, target: Shape) -> str:
         return x
     # Zeros appended after the last channel, row and column: tt::add aligns the two
     # tensors at index 0 and treats the missing elements as 0.
-    extra = [0, target[0] - shape[0], target[1] - shape[1], target[2] - shape[2]]
+    if shape[0] < target[0]:
+        # Extra channels by a 1×1 convolution with an identity block: the same zeros as a
+        # Pad, but a Conv stays in onnxruntime's blocked (NCHWc) layout, where a Pad
+        # forces a layout change on each side (measured: ~4% of the graph's time).
+        eye = np.eye(target[0], shape[0], dtype=np.float32).reshape(target[0], shape[0], 1, 1)
+        x = b.node("Conv", [x, b.const("widen", eye)], kernel_shape=[1, 1])
+        shape = (target[0], shape[1], shape[2])
+    if shape == target:
+        return x
+    extra = [0, 0, target[1] - shape[1], target[2] - shape[2]]
     pads = np.array([0, 0, 0, 0] + extra, dtype=np.int64)
     return b.node("Pad", [x, b.const("pads", pads)], mode="constant")
 
