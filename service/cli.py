@@ -14,6 +14,7 @@ from service.auth.principal import Role
 from service.cli_index import index_app
 from service.cli_models import models_app
 from service.cli_users import users_app
+from service.cli_worker import register as register_worker_commands
 from service.datadir import DataDirInUse, ServeLock
 from service.logging_setup import configure_logging
 from service.runtime import database, sessions
@@ -29,6 +30,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(models_app, name="models")
 app.add_typer(index_app, name="index")
 app.add_typer(users_app, name="users")
+register_worker_commands(app)
 
 
 def _err(message: str) -> None:

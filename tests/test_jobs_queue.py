@@ -57,6 +57,15 @@ class RecordingHandler:
         )
         return {"n": prepared, "faces": 1}
 
+    def on_failed(self, session: Session, job: ClaimedJob, error: BaseException) -> None:
+        session.execute(
+            text(
+                "INSERT INTO events (event_type, payload)"
+                " VALUES ('test.failed', jsonb_build_object('job', CAST(:id AS text)))"
+            ),
+            {"id": str(job.id)},
+        )
+
 
 def run_worker_process(url: str, worker_id: str, lease_s: float, prepare_s: float) -> None:
     """Entry point of the worker subprocesses below."""
@@ -163,6 +172,9 @@ def test_permanent_failure_is_not_retried(engine: Engine) -> None:
     row = _status(engine, job_id)
     assert row["status"] == "failed" and row["attempts"] == 1
     assert row["error"] == "this job can never succeed"
+    with engine.connect() as conn:
+        kinds = conn.execute(text("SELECT event_type FROM events")).scalars().all()
+    assert kinds == ["test.failed"]
 
 
 def test_expired_lease_is_reclaimed_and_stale_worker_cannot_complete(engine: Engine) -> None:

@@ -54,6 +54,11 @@ class JobHandler(Protocol):
         result under ``"faces"`` (default 1) for the throughput metrics."""
         ...
 
+    def on_failed(self, session: Session, job: ClaimedJob, error: BaseException) -> None:
+        """The job ended ``failed`` (no more retries): record that wherever the domain
+        needs it, in the transaction that fails the job."""
+        ...
+
 
 @dataclass
 class RunnerConfig:
@@ -199,6 +204,8 @@ class JobRunner:
                 permanent=permanent,
                 result={"reason": reason},
             )
+            if status == queue.FAILED:
+                self.handler.on_failed(session, job, exc)
             session.commit()
         self.metrics.failures.labels(reason).inc()
         if status == queue.FAILED:
