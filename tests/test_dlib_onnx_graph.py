@@ -132,7 +132,9 @@ def test_graph_built_from_the_dat() -> None:
     # that give the skip path of residual_down its extra (zero) channels: 32→64,
     # 64→128, 128→256.
     assert ops.count("Conv") == 29 + 3
-    assert "Mul" not in ops[4:]  # only the input scaling multiplies
+    # (pixel - mean) / 256 is folded into the first convolution (it has no padding).
+    assert ops[:3] == ["Cast", "Transpose", "Conv"]
+    assert "Mul" not in ops and "Sub" not in ops
     # The block of residual_down gets zero rows/cols at 8×8 (3 vs 4) and 4×4 (1 vs 2).
     assert ops.count("Pad") == 2
 

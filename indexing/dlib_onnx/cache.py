@@ -26,7 +26,7 @@ from indexing.dlib_onnx.dat_reader import read_dat
 from indexing.dlib_onnx.graph import OPSET, build_model
 
 # Bump whenever the reader or the graph builder changes what they produce.
-BUILDER_VERSION = "2"
+BUILDER_VERSION = "3"
 GRAPH_FILE = "dlib_face_recognition_resnet_model_v1.onnx"
 SIDECAR_FILE = GRAPH_FILE + ".json"
 

@@ -63,13 +63,37 @@ def _conv_out(size: int, window: int, stride: int, pad: int) -> int:
     return 1 + (size + 2 * pad - window) // stride
 
 
-def _input(b: _Builder, net: DlibNetwork) -> str:
+def _input(b: _Builder, net: DlibNetwork, *, normalise: bool) -> str:
     # dlib: (pixel - mean) / 256 in float32, channel planes R, G, B (input.h).
     x = b.node("Cast", [INPUT_NAME], to=TensorProto.FLOAT)
     x = b.node("Transpose", [x], perm=[0, 3, 1, 2])
+    if not normalise:
+        return x
     mean = np.asarray(net.input.mean_rgb, dtype=np.float32).reshape(1, 3, 1, 1)
     x = b.node("Sub", [x, b.const("mean", mean)])
     return b.node("Mul", [x, b.const("scale", np.array(1 / 256, dtype=np.float32))])
+
+
+def _fold_input_normalisation(net: DlibNetwork) -> list[Layer] | None:
+    """The layers with ``(pixel - mean) / 256`` folded into the first convolution, or
+    None when that is not exact. With no padding every input of the convolution is a
+    real pixel, so ``W·(x - m)/256 + b = (W/256)·x + (b - W·m/256)``; with padding the
+    zeros would stand for ``pixel = mean`` instead of 0."""
+    first = net.layers[0] if net.layers else None
+    if not isinstance(first, Conv) or first.padding != (0, 0):
+        return None
+    w = first.weights.astype(np.float64)
+    mean = np.asarray(net.input.mean_rgb, dtype=np.float64)
+    bias = np.zeros(w.shape[0]) if first.bias is None else first.bias.astype(np.float64)
+    shift = np.einsum("oikl,i->o", w, mean) / 256
+    folded = Conv(
+        weights=(w / 256).astype(np.float32),
+        bias=(bias - shift).astype(np.float32),
+        stride=first.stride,
+        padding=first.padding,
+        relu=first.relu,
+    )
+    return [folded, *net.layers[1:]]
 
 
 def _conv(
@@ -161,10 +185,11 @@ def _fc(b: _Builder, x: str, shape: Shape, fc: FullyConnected) -> tuple[str, Sha
 def build_model(net: DlibNetwork, *, producer_version: str) -> onnx.ModelProto:
     """The ONNX model of ``net``; checked with ``onnx.checker`` before it is returned."""
     b = _Builder()
-    x = _input(b, net)
+    folded = _fold_input_normalisation(net)
+    x = _input(b, net, normalise=folded is None)
     shape: Shape = (3, net.input.rows, net.input.cols)
     tags: dict[int, tuple[str, Shape]] = {}
-    layers: list[Layer] = list(net.layers)
+    layers: list[Layer] = folded if folded is not None else list(net.layers)
     i = 0
     while i < len(layers):
         layer = layers[i]
