@@ -79,7 +79,10 @@ def _build_dlib_onnx(ctx: EmbedderContext) -> Embedder:
     from indexing.embedders.dlib_onnx import DlibOnnxEmbedder
 
     return DlibOnnxEmbedder(
-        DLIB_RESNET_V1_ONNX, ctx.cache_dir, intra_op_threads=ctx.intra_op_threads
+        DLIB_RESNET_V1_ONNX,
+        ctx.cache_dir,
+        intra_op_threads=ctx.intra_op_threads,
+        flip_average=ctx.flip_average,
     )
 
 
