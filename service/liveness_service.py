@@ -12,7 +12,7 @@ import hashlib
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -346,7 +346,11 @@ def post_frame(
         _store(row, machine, None, session, principal, runtime)
         return _view(row, runtime)
     obs, track = _observe(app_state, runtime, row, data, digest, last)
-    machine = advance(machine, obs, now=now, expires_at=expires_at, policy=runtime.policy)
+    # "One face throughout" means: every frame matches the first by the embedding
+    # model's own verification threshold.
+    spec = runtime.pipeline(app_state).spec(runtime.model_id)
+    policy = replace(runtime.policy, same_face=max(runtime.policy.same_face, spec.threshold))
+    machine = advance(machine, obs, now=now, expires_at=expires_at, policy=policy)
     _store(row, machine, track, session, principal, runtime)
     return _view(row, runtime)
 
