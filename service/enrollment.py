@@ -50,14 +50,19 @@ def sha256(data: bytes) -> str:
 
 
 def analyze_for_enrollment(
-    components: Components, image: bytes, *, model_ids: list[str], allow_multiple: bool
+    components: Components,
+    image: bytes,
+    *,
+    model_ids: list[str],
+    allow_multiple: bool,
+    check_quality: bool = True,
 ) -> AnalyzedFace:
     """Decode, detect and embed; exactly one face of enrollable quality, or the largest
     when ``allow_multiple``. Raises the pipeline's typed errors."""
     faces = components.pipeline.analyze(image, model_ids=model_ids)
     if allow_multiple and faces:
         faces = faces[:1]  # sorted largest first
-    return select_enrollment_face(faces, check_quality=True)
+    return select_enrollment_face(faces, check_quality=check_quality)
 
 
 def check_duplicate(session: Session, subject: Subject, digest: str) -> None:

@@ -20,7 +20,8 @@ from service.problems import NotFound
 from service.schemas import JobAccepted
 from service.subjects import get_in_gallery
 
-# The job the worker runs for `?async=true`: payload {"face_id", "allow_multiple"}.
+# The job the worker runs for `?async=true`: payload {"face_id", "allow_multiple",
+# "check_quality"}.
 ENROLL_JOB = "enroll_face"
 
 
@@ -33,6 +34,7 @@ def enroll_sync(
     subject_id: uuid.UUID,
     image: bytes,
     allow_multiple: bool,
+    check_quality: bool = True,
 ) -> tuple[Face, list[str], str]:
     """Runs in a worker thread: lookups first (404 before any CPU work), then analysis,
     then the writes, committed here so the response reports what is stored."""
@@ -42,7 +44,11 @@ def enroll_sync(
     model_ids = enrollment.gallery_model_ids(gallery)
     enrollment.check_duplicate(session, subject, enrollment.sha256(image))
     analyzed = enrollment.analyze_for_enrollment(
-        components, image, model_ids=model_ids, allow_multiple=allow_multiple
+        components,
+        image,
+        model_ids=model_ids,
+        allow_multiple=allow_multiple,
+        check_quality=check_quality,
     )
     enrolled = enrollment.record_enrollment(
         session,
@@ -66,6 +72,7 @@ def enroll_async(
     subject_id: uuid.UUID,
     image: bytes,
     allow_multiple: bool,
+    check_quality: bool = True,
 ) -> JobAccepted:
     subject = get_in_gallery(session, principal, gallery_id, subject_id)
     gallery = session.get(Gallery, gallery_id)
@@ -78,7 +85,11 @@ def enroll_async(
     job_id = queue.enqueue(
         session,
         kind=ENROLL_JOB,
-        payload={"face_id": str(face.id), "allow_multiple": allow_multiple},
+        payload={
+            "face_id": str(face.id),
+            "allow_multiple": allow_multiple,
+            "check_quality": check_quality,
+        },
         gallery_id=gallery.id,
         created_by=f"{principal.kind}:{principal.id}",
     )

@@ -162,7 +162,7 @@ def upgrade() -> None:
         sa.Column("dim", sa.Integer(), nullable=False),
         sa.Column("metric", sa.String(length=16), server_default="cosine", nullable=False),
         sa.Column("threshold", sa.Float(), nullable=False),
-        sa.Column("version", sa.String(length=64), nullable=False),
+        sa.Column("version", sa.String(length=200), nullable=False),
         sa.Column(
             "created_at",
             sa.DateTime(timezone=True),

@@ -46,6 +46,9 @@ async def enroll(
     session: SessionDep,
     components: ComponentsDep,
     allow_multiple: bool = Query(False, description="Use the largest face when there are several."),
+    check_quality: bool = Query(
+        True, description="Refuse faces below the quality thresholds (size, blur, exposure, pose)."
+    ),
     run_async: bool = Query(
         False, alias="async", description="Store now, embed in the worker: 202 with a job id."
     ),
@@ -57,6 +60,7 @@ async def enroll(
             lambda: faces.enroll_async(
                 session, components, principal=principal, gallery_id=gallery_id,
                 subject_id=subject_id, image=image, allow_multiple=allow_multiple,
+                check_quality=check_quality,
             )
         )  # fmt: skip
         return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
@@ -64,6 +68,7 @@ async def enroll(
         lambda: faces.enroll_sync(
             session, components, principal=principal, gallery_id=gallery_id,
             subject_id=subject_id, image=image, allow_multiple=allow_multiple,
+                check_quality=check_quality,
         )
     )  # fmt: skip
     return face_public(face, model_ids, active)

@@ -92,7 +92,7 @@ class Model(Base):
     dim: Mapped[int] = mapped_column(Integer)
     metric: Mapped[str] = mapped_column(String(16), server_default="cosine")
     threshold: Mapped[float] = mapped_column(Float)
-    version: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = _created()
 
 
