@@ -102,3 +102,15 @@ def test_threads_and_batch_size_do_not_change_the_result(
     _, onnx_out = embeddings
     other = DlibOnnxEmbedder(DLIB_RESNET_V1_ONNX, tmp_path, intra_op_threads=2, max_batch=3)
     np.testing.assert_allclose(other.embed(list(faces.chips)), onnx_out, atol=1e-5)
+
+
+def test_flip_average_matches_dlib_bin(faces: Faces, tmp_path: Path) -> None:
+    """With flip averaging (a pipeline option) both models must still agree."""
+    from indexing.embedders.dlib_resnet import DlibResnetEmbedder
+
+    chips = list(faces.chips[:5])
+    reference = DlibResnetEmbedder(DLIB_RESNET_V1, flip_average=True).embed(chips)
+    onnx_flip = DlibOnnxEmbedder(DLIB_RESNET_V1_ONNX, tmp_path, flip_average=True).embed(chips)
+    assert np.sum(reference * onnx_flip, axis=1).min() >= 0.9999
+    plain = DlibOnnxEmbedder(DLIB_RESNET_V1_ONNX, tmp_path).embed(chips)
+    assert np.sum(plain * onnx_flip, axis=1).max() < 0.9999  # the option does something
