@@ -105,20 +105,52 @@ def data_dir(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def redis_url() -> str:
-    """The real Redis that .ci/run starts on 127.0.0.1:6379; each test gets its own db
-    number cleared first."""
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    """A real Redis: the one on 127.0.0.1:6379 (.ci/run starts it), or, when none answers
+    and ``redis-server`` is installed, one started here for the session."""
+    import subprocess
+    import time
+
     import redis
 
     url = os.environ.get("FACEPRINT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
     client = redis.Redis.from_url(url)
     try:
         client.ping()
-    except redis.exceptions.ConnectionError as exc:
-        pytest.fail(f"Redis is not answering at {url}: start redis-server ({exc})")
-    client.flushdb()
-    return url
+        yield url
+        return
+    except redis.exceptions.ConnectionError:
+        pass
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail(f"Redis is not answering at {url} and redis-server is not installed")
+    proc = subprocess.Popen(
+        [binary, "--bind", "127.0.0.1", "--port", "6379", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            try:
+                client.ping()
+                break
+            except redis.exceptions.ConnectionError:
+                time.sleep(0.05)
+        else:
+            pytest.fail("redis-server did not come up on 127.0.0.1:6379")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> str:
+    """A Redis database number of its own, emptied before the test."""
+    import redis
+
+    redis.Redis.from_url(redis_server).flushdb()
+    return redis_server
 
 
 @pytest.fixture(scope="session")
