@@ -115,7 +115,6 @@ def test_a_3d_head_turn_passes_and_its_last_face_is_the_probe(client, key, frame
     assert rows[0].liveness_signals["session_id"] == session["id"]
     assert str(rows[0].id) == body["verification_id"]
     with client.app.state.sessionmaker() as s:
-        principal = client.app.state.liveness  # noqa: F841 - the runtime is what verify uses
         vector, model_id = liveness_service.session_probe(
             client.app.state, s, _principal(client, key), uuid.UUID(session["id"])
         )
