@@ -7,9 +7,9 @@ scan, in one run.
 Prints one table (load time, index build time, p50/p95/p99 query latency at k=1 and
 k=10, identity hit@1, template recall@10 and top-1 agreement against the exact scan,
 index size and memory, per ef_search) and writes it as JSON, one object per row, to
-``benchmarks/results/search_<n>_<dim>.json`` (and ``--json PATH``). Queries run one at a
-time through the service's own ``retrieval`` code. Timings on a shared machine are
-noisy: read them as ratios against the exact scan of the same run.
+``benchmarks/results/search_<n>_<dim>[_<distribution>].json`` (and ``--json PATH``).
+Queries run one at a time through the service's own ``retrieval`` code. Timings on a
+shared machine are noisy: read them as ratios against the exact scan of the same run.
 """
 
 from __future__ import annotations
@@ -383,7 +383,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     for row in rows:
         row["run"] = meta
     print_table(rows)
-    out = RESULTS / f"search_{args.n}_{args.dim}.json"
+    suffix = "" if len(args.distributions) > 1 else f"_{args.distributions[0]}"
+    out = RESULTS / f"search_{args.n}_{args.dim}{suffix}.json"
     for path in {out, *([args.json] if args.json else [])}:
         Path(path).write_text(json.dumps(rows, indent=1, default=str))
         console.print(f"wrote {path}")

@@ -74,19 +74,29 @@ def _dlib_embeddings() -> tuple[np.ndarray, np.ndarray]:
     return np.stack(vectors), np.asarray(labels)
 
 
+def power_law_tail(spectrum: np.ndarray) -> float:
+    """Slope α of λ_j ∝ j^-α over the body of the spectrum: from rank 4 to two thirds of
+    the non-negligible eigenvalues (dlib's embeddings span fewer than 128 directions; the
+    numerically-zero end would make the fit meaningless)."""
+    spectrum = np.asarray(spectrum, dtype=np.float64)
+    live = int(np.sum(spectrum > spectrum[0] * 1e-3))
+    ranks = np.arange(1, len(spectrum) + 1)
+    body = slice(3, max(8, live * 2 // 3))
+    return float(-np.polyfit(np.log(ranks[body]), np.log(spectrum[body]), 1)[0])
+
+
 def fit_dlib(path: Path = FIT_PATH) -> EmbeddingFit:
     """Fit the model-matched parameters on real dlib embeddings (minutes; cached)."""
     if path.exists():
-        return EmbeddingFit(**json.loads(path.read_text()))
+        cached = json.loads(path.read_text())
+        cached["tail_alpha"] = power_law_tail(np.asarray(cached["spectrum"]))
+        return EmbeddingFit(**cached)
     x, labels = _dlib_embeddings()
     mean = x.mean(axis=0)
     same = labels[:, None] == labels[None, :]
     cos = x @ x.T
     upper = np.triu(np.ones_like(same), 1).astype(bool)
     spectrum = np.sort(np.linalg.eigvalsh(np.cov(x.T)))[::-1]
-    ranks = np.arange(1, len(spectrum) + 1)
-    tail = slice(8, len(spectrum) - 8)
-    alpha = -np.polyfit(np.log(ranks[tail]), np.log(spectrum[tail]), 1)[0]
     fit = EmbeddingFit(
         model="dlib-resnet-v1",
         images=len(x),
@@ -96,7 +106,7 @@ def fit_dlib(path: Path = FIT_PATH) -> EmbeddingFit:
         intra_cos=float(cos[upper & same].mean()),
         mean_direction=(mean / np.linalg.norm(mean)).tolist(),
         spectrum=spectrum.tolist(),
-        tail_alpha=float(alpha),
+        tail_alpha=power_law_tail(spectrum),
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(asdict(fit), indent=1))
