@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import anyio
+from prometheus_client import REGISTRY
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -113,6 +114,16 @@ class Components:
         self.index.close()
 
 
+def _pipeline_with_metrics(settings: Settings) -> FacePipeline:
+    """Export the per-stage histogram on the process's /metrics. A second pipeline in the
+    same process (only tests build several) keeps its histogram private instead of
+    failing on the duplicate name."""
+    try:
+        return build_pipeline(pipeline_config(settings), metrics_registry=REGISTRY)
+    except ValueError:
+        return build_pipeline(pipeline_config(settings))
+
+
 def build_components(
     settings: Settings, engine: Engine, secrets: Secrets, *, pipeline: FacePipeline | None = None
 ) -> Components:
@@ -120,7 +131,7 @@ def build_components(
     return Components(
         settings=settings,
         engine=engine,
-        pipeline=pipeline or build_pipeline(pipeline_config(settings)),
+        pipeline=pipeline or _pipeline_with_metrics(settings),
         index=build_index(index_config(settings)),
         image_store=build_store(settings, secrets),
         cpu_limiter=anyio.CapacityLimiter(settings.cpu_workers),

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from indexing.errors import NoFace
 from indexing.pipeline import AnalyzedFace
+from indexing.timings import StageTimings
 from retrieval.ranking import search_subjects
 from service.auth.principal import Principal
 from service.components import Components, probe_image_key
@@ -50,9 +51,11 @@ class SearchOutcome:
     candidates: list[dict[str, Any]] = field(default_factory=list)
 
 
-def probe_face(components: Components, image: bytes, model_id: str) -> AnalyzedFace:
+def probe_face(
+    components: Components, image: bytes, model_id: str, timings: StageTimings | None = None
+) -> AnalyzedFace:
     """The probe's largest face, embedded with ``model_id``."""
-    faces = components.pipeline.analyze(image, model_ids=[model_id], max_faces=1)
+    faces = components.pipeline.analyze(image, model_ids=[model_id], max_faces=1, timings=timings)
     if not faces:
         raise NoFace()
     return faces[0]

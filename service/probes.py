@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from indexing.errors import NoFace
 from indexing.pipeline import DetectedFace
+from indexing.timings import StageTimings
 from service import matching
 from service.api.params import SearchParams, VerifyParams
 from service.auth.principal import Principal
@@ -46,6 +47,16 @@ def _liveness(app_state: Any, image: bytes) -> matching.Liveness:
     )
 
 
+def server_timing(timings: StageTimings, total_ms: float) -> str:
+    """A ``Server-Timing`` header: where the time of a request went, per pipeline stage,
+    and the rest (parsing, auth, index query, history write)."""
+    parts = [f"{stage};dur={seconds * 1000:.2f}" for stage, seconds in timings.seconds.items()]
+    pipeline_ms = sum(timings.seconds.values()) * 1000
+    parts.append(f"pipeline;dur={pipeline_ms:.2f}")
+    parts.append(f"service;dur={total_ms:.2f}")
+    return ", ".join(parts)
+
+
 def verify(
     session: Session,
     components: Components,
@@ -55,14 +66,15 @@ def verify(
     params: VerifyParams,
     image: bytes,
     reference: bytes | None,
+    timings: StageTimings | None = None,
 ) -> VerifyResponse:
     started = time.perf_counter()
     if reference is not None:
         model_id = components.default_model
         if params.gallery is not None:
             model_id = get_visible(session, principal, params.gallery).active_model_id
-        probe = matching.probe_face(components, image, model_id)
-        ref = matching.probe_face(components, reference, model_id)
+        probe = matching.probe_face(components, image, model_id, timings)
+        ref = matching.probe_face(components, reference, model_id, timings)
         live = _liveness(app_state, image) if params.liveness else None
         outcome = matching.verify_two_images(
             session, components, principal=principal, probe=probe, reference=ref,
@@ -73,7 +85,7 @@ def verify(
             session, principal, gallery_id=params.gallery, subject_id=params.subject,
             external_id=params.external_id,
         )  # fmt: skip
-        probe = matching.probe_face(components, image, gallery.active_model_id)
+        probe = matching.probe_face(components, image, gallery.active_model_id, timings)
         live = _liveness(app_state, image) if params.liveness else None
         outcome = matching.verify_against_subject(
             session, components, principal=principal, gallery=gallery, subject=subject,
@@ -104,10 +116,11 @@ def search(
     gallery_id: uuid.UUID,
     params: SearchParams,
     image: bytes,
+    timings: StageTimings | None = None,
 ) -> SearchResponse:
     started = time.perf_counter()
     gallery = get_visible(session, principal, gallery_id)
-    probe = matching.probe_face(components, image, gallery.active_model_id)
+    probe = matching.probe_face(components, image, gallery.active_model_id, timings)
     outcome = matching.search(
         session, components, principal=principal, gallery=gallery, probe=probe, image=image,
         k=params.k, threshold=params.threshold, started=started,

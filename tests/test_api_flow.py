@@ -161,3 +161,22 @@ def test_stored_originals_are_encrypted_at_rest(client, enrolled: dict, data_dir
     stored = [p for p in (data_dir / "images").rglob("*") if p.is_file()]
     assert stored
     assert all(original[:64] not in p.read_bytes() for p in stored)
+
+
+def test_verify_with_liveness_stores_the_outcome_in_history(client, enrolled: dict) -> None:
+    gallery, headers = enrolled["gallery"], enrolled["headers"]
+    response = client.post(
+        "/v1/verify",
+        files=upload(IDENTITIES / "obama" / "obama3.jpg"),
+        data={"gallery": gallery, "external_id": "obama", "liveness": "true"},
+        headers=headers,
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["liveness"]["decision"] in {"live", "spoof"}
+    assert body["liveness"]["signals"]
+    row = client.get(f"/v1/verifications/{body['verification_id']}", headers=headers).json()
+    assert row["liveness_decision"] == body["liveness"]["decision"]
+    assert row["liveness_score"] == pytest.approx(body["liveness"]["score"])
+    assert set(row["liveness_signals"]) == set(body["liveness"]["signals"])
+    assert "pipeline;dur=" in response.headers["server-timing"]

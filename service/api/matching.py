@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
+from indexing.timings import StageTimings
 from service import probes
 from service.api.deps import ClientPrincipal, ComponentsDep, SessionDep
 from service.api.params import DetectParams, SearchParams, VerifyParams, parse_fields
@@ -29,6 +30,7 @@ _VERIFY_FIELDS = {
 )
 async def verify(
     request: Request,
+    response: Response,
     principal: ClientPrincipal,
     session: SessionDep,
     components: ComponentsDep,
@@ -39,12 +41,15 @@ async def verify(
     params = parse_fields(VerifyParams, upload.fields)
     image = upload.image()
     reference = upload.images.get("reference_image")
-    return await components.run_cpu(
+    timings = StageTimings()
+    result = await components.run_cpu(
         lambda: probes.verify(
             session, components, request.app.state, principal=principal, params=params,
-            image=image, reference=reference,
+            image=image, reference=reference, timings=timings,
         )
     )  # fmt: skip
+    response.headers["Server-Timing"] = probes.server_timing(timings, result.latency_ms)
+    return result
 
 
 @router.post(
@@ -56,6 +61,7 @@ async def verify(
 )
 async def search(
     request: Request,
+    response: Response,
     gallery_id: uuid.UUID,
     principal: ClientPrincipal,
     session: SessionDep,
@@ -66,12 +72,15 @@ async def search(
     upload = await read_upload(request)
     params = parse_fields(SearchParams, upload.fields)
     image = upload.image()
-    return await components.run_cpu(
+    timings = StageTimings()
+    result = await components.run_cpu(
         lambda: probes.search(
             session, components, principal=principal, gallery_id=gallery_id, params=params,
-            image=image,
+            image=image, timings=timings,
         )
     )  # fmt: skip
+    response.headers["Server-Timing"] = probes.server_timing(timings, result.latency_ms)
+    return result
 
 
 @router.post(
