@@ -88,9 +88,15 @@ def _paired_embeddings(
         return np.zeros(0, dtype=np.int64), empty, empty
     subject_codes: dict[uuid.UUID, int] = {}
     subjects = np.array([subject_codes.setdefault(r[0], len(subject_codes)) for r in rows])
-    old = np.stack([np.asarray(r[1], dtype=np.float32) for r in rows])
-    new = np.stack([np.asarray(r[2], dtype=np.float32) for r in rows])
+    old = np.stack([_array(r[1]) for r in rows])
+    new = np.stack([_array(r[2]) for r in rows])
     return subjects, old, new
+
+
+def _array(value: Any) -> NDArray[np.float32]:
+    # The untyped `vector` column comes back as pgvector's Vector, not an ndarray.
+    raw = value.to_numpy() if hasattr(value, "to_numpy") else value
+    return np.asarray(raw, dtype=np.float32)
 
 
 def _same_pairs(
