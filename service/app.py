@@ -74,3 +74,16 @@ def create_app(
     for router in (galleries.router, faces.router, matching.router, verifications.router):
         app.include_router(router, dependencies=[PrincipalRateLimit])
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one `faceprint serve --workers N` process: settings from the
+    environment, where the parent put the database URL."""
+    from service.logging_setup import configure_logging
+    from service.settings import Settings
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    if settings.database_url is None:
+        raise RuntimeError("FACEPRINT_DATABASE_URL must be set for worker processes")
+    return create_app(settings, database_url=settings.database_url.get_secret_value())

@@ -41,10 +41,18 @@ def _err(message: str) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="TCP port (default 8000).")] = None,
-    workers: Annotated[int, typer.Option(help="Uvicorn worker processes.")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Uvicorn worker processes. One is right for 2 cores: the face pipeline "
+            "already runs on a thread pool (see FACEPRINT_CPU_WORKERS)."
+        ),
+    ] = 1,
 ) -> None:
     """Run the HTTP API. With nothing configured it starts the embedded PostgreSQL in the
     data directory, applies pending migrations, and stops the database on exit."""
+    import os
+
     from service.app import create_app
 
     settings = get_settings()
@@ -65,14 +73,27 @@ def serve(
                 f"API docs: http://{host}:{port}/docs\n"
                 "Create the first key: faceprint keys create --name admin --role admin"
             )
-            uvicorn.run(
-                create_app(settings, database_url=url),
-                host=host,
-                port=port,
-                workers=workers if workers > 1 else None,
-                log_config=None,
-                access_log=False,
-            )
+            if workers > 1:
+                # Worker processes import the app by name; they join this process's
+                # database through the URL rather than starting their own.
+                os.environ["FACEPRINT_DATABASE_URL"] = url
+                uvicorn.run(
+                    "service.app:app_from_environment",
+                    factory=True,
+                    host=host,
+                    port=port,
+                    workers=workers,
+                    log_config=None,
+                    access_log=False,
+                )
+            else:
+                uvicorn.run(
+                    create_app(settings, database_url=url),
+                    host=host,
+                    port=port,
+                    log_config=None,
+                    access_log=False,
+                )
     finally:
         lock.release()
 
