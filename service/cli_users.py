@@ -61,6 +61,12 @@ def users_create(
     except Problem as exc:
         typer.echo(f"error: {exc.detail}", err=True)
         raise typer.Exit(code=1) from exc
+    if role is Role.client:
+        typer.echo(
+            "note: users carry no gallery grants, so a client user can reach no gallery; "
+            "for client systems use `faceprint keys create --role client --gallery ID`",
+            err=True,
+        )
     sys.stdout.write(f"{user.id}\n")
 
 

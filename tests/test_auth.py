@@ -20,7 +20,7 @@ from service.app import create_app
 from service.auth import users
 from service.auth.principal import Role
 from service.auth.tokens import key_id
-from service.db.models import AuditLog, RefreshToken, User
+from service.db.models import AuditLog, RefreshToken, User, Verification
 
 PASSWORD = "correct horse battery staple"
 ClientFactory = Callable[..., TestClient]
@@ -328,3 +328,31 @@ def test_signing_key_rotation_by_kid(make_client: ClientFactory) -> None:
     retired = make_client(jwt_secret=SecretStr(new_secret))
     assert_problem(retired.get("/v1/api-keys", headers=bearer(old_token)), 401, "unauthorized")
     assert retired.get("/v1/api-keys", headers=bearer(new_token)).status_code == 200
+
+
+def test_client_users_have_no_gallery_grants(client) -> None:  # noqa: ANN001
+    """Users carry no gallery grants (API keys do), so a client user is denied by default:
+    not even its own calls in a gallery are visible to it."""
+    client_id = add_user(client, "door@example.org", role="client")
+    add_user(client, "admin@example.org", role="admin")
+    with client.app.state.sessionmaker() as session:
+        session.add(Verification(
+            kind="verify", principal_type="user", principal_id=str(client_id),
+            gallery_id=uuid.uuid4(),
+        ))  # fmt: skip
+        session.commit()
+    tokens = {
+        e: login(client, e)["access_token"] for e in ("door@example.org", "admin@example.org")
+    }
+
+    def visible(email: str) -> int:
+        response = client.get("/v1/verifications", headers=bearer(tokens[email]))
+        assert response.status_code == 200, response.text
+        return len(response.json()["items"])
+
+    assert visible("admin@example.org") == 1
+    assert visible("door@example.org") == 0
+    with client.app.state.sessionmaker() as session:
+        verify = client.app.state.auth.verify_access_token
+        assert verify(session, tokens["door@example.org"]).gallery_ids == frozenset()
+        assert verify(session, tokens["admin@example.org"]).gallery_ids is None

@@ -174,4 +174,8 @@ def revoke_user_tokens(session: Session, user_id: uuid.UUID) -> int:
 
 
 def user_principal(user_id: uuid.UUID, role: Role) -> Principal:
-    return Principal(kind="user", id=str(user_id), role=role)
+    """Admins and operators see every gallery. A client acts only on galleries it is
+    granted, and users carry no grants (only API keys do), so a client user is granted
+    none: deny by default rather than everything."""
+    galleries = frozenset() if role is Role.client else None
+    return Principal(kind="user", id=str(user_id), role=role, gallery_ids=galleries)
