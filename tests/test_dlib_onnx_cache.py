@@ -17,6 +17,7 @@ from indexing.dlib_onnx.cache import GRAPH_FILE, SIDECAR_FILE, ensure_graph
 from indexing.dlib_onnx.serialization import DlibFormatError
 from indexing.embedders.base import Embedder
 from indexing.embedders.dlib_onnx import DlibOnnxEmbedder
+from indexing.errors import ModelUnavailable
 from indexing.registry import DLIB_RESNET_V1, DLIB_RESNET_V1_ONNX, EmbedderContext, ModelRegistry
 
 
@@ -116,6 +117,17 @@ def test_embedder_contract(tmp_path: Path) -> None:
     np.testing.assert_allclose(embedder.embed(chips[5:]), out[5:], atol=1e-5)
     with pytest.raises(ValueError, match="150×150×3"):
         embedder.embed([np.zeros((112, 112, 3), np.uint8)])
+
+
+def test_unbuildable_graph_is_model_unavailable(tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "models"
+    not_a_dir.write_text("a file where the cache directory should be")
+    with pytest.raises(ModelUnavailable, match="dlib-resnet-v1-onnx"):
+        DlibOnnxEmbedder(DLIB_RESNET_V1_ONNX, not_a_dir)
+    damaged = tmp_path / "damaged.dat"
+    damaged.write_bytes(b"\x01\x01\x01\x0dloss_metric_9")
+    with pytest.raises(ModelUnavailable, match="loss layer"):
+        DlibOnnxEmbedder(DLIB_RESNET_V1_ONNX, tmp_path / "cache", dat_path=damaged)
 
 
 def test_registry_entry_shares_dlib_threshold(tmp_path: Path) -> None:

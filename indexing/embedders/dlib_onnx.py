@@ -18,8 +18,10 @@ from numpy.typing import NDArray
 
 from indexing.dlib_onnx.cache import CachedGraph, ensure_graph
 from indexing.dlib_onnx.graph import INPUT_NAME
+from indexing.dlib_onnx.serialization import DlibFormatError
 from indexing.embedders.arcface_onnx import onnx_providers
 from indexing.embedders.normalise import l2_normalise
+from indexing.errors import ModelUnavailable
 from indexing.types import ModelSpec
 
 DLIB_CHIP_SIZE = 150
@@ -62,7 +64,10 @@ class DlibOnnxEmbedder:
         self.max_batch = max_batch
         # As in the dlib-bin embedder: average a face with its mirror image.
         self.flip_average = flip_average
-        self.graph: CachedGraph = ensure_graph(cache_dir, dat_path)
+        try:
+            self.graph: CachedGraph = ensure_graph(cache_dir, dat_path)
+        except (OSError, DlibFormatError) as exc:
+            raise ModelUnavailable(spec.id, f"cannot build its ONNX graph: {exc}") from exc
         self.providers = list(providers) if providers is not None else onnx_providers()
         self._session = ort.InferenceSession(
             self.graph.model_bytes,
