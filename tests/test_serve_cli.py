@@ -1,0 +1,119 @@
+"""`faceprint serve` on the embedded default, as a new user runs it: it comes up ready,
+CLI commands join its database, a second server on the same data directory is refused,
+Ctrl-C leaves no PostgreSQL behind, and the next start reuses the data."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+FACEPRINT = str(Path(sys.executable).parent / "faceprint")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def postgres_running(data_dir: Path) -> bool:
+    for proc in psutil.process_iter(["name", "cmdline", "status"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if proc.info["name"] == "postgres" and str(data_dir) in cmdline:
+            if proc.info["status"] != psutil.STATUS_ZOMBIE:
+                return True
+    return False
+
+
+def start(env: dict[str, str], port: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [FACEPRINT, "serve", "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def wait_ready(url: str, proc: subprocess.Popen[str], timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"serve exited early: {proc.stderr.read() if proc.stderr else ''}")
+        try:
+            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    pytest.fail("serve did not become ready")
+
+
+def stop(proc: subprocess.Popen[str]) -> str:
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    return err
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([FACEPRINT, *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def data() -> Iterator[Path]:
+    # Outside pytest's numbered base dir, which concurrent pytest runs prune.
+    root = Path(tempfile.mkdtemp(prefix="faceprint-serve-"))
+    try:
+        yield root / "data"
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_serve_embedded_lifecycle(data: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FACEPRINT_")}
+    env["FACEPRINT_DATA_DIR"] = str(data)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+
+    proc = start(env, port)
+    try:
+        wait_ready(url, proc)
+        created = cli(env, "keys", "create", "--name", "k", "--role", "admin")
+        assert created.returncode == 0, created.stderr
+        key = created.stdout.strip()
+        assert created.stdout.count("\n") == 1 and key.startswith("fp_")
+        ok = httpx.get(url + "/v1/api-keys", headers={"X-API-Key": key})
+        assert ok.status_code == 200
+        wrong = httpx.get(url + "/v1/api-keys", headers={"X-API-Key": key[:-2] + "xx"})
+        assert wrong.status_code == 401
+        assert wrong.headers["content-type"].startswith("application/problem+json")
+        second = cli(env, "serve", "--port", str(free_port()))
+        assert second.returncode != 0 and "in use" in second.stderr
+        assert postgres_running(data), "the CLI's exit must not stop the server's database"
+    finally:
+        err = stop(proc)
+    assert str(data) in err and "/docs" in err and "keys create" in err
+    assert not postgres_running(data), "Ctrl-C must stop the embedded PostgreSQL"
+
+    proc = start(env, port)
+    try:
+        wait_ready(url, proc)
+        again = httpx.get(url + "/v1/api-keys", headers={"X-API-Key": key})
+        assert again.status_code == 200, "data must survive a restart"
+    finally:
+        stop(proc)
+    assert not postgres_running(data)
+
+    # With nothing running, a CLI command starts and stops the database itself.
+    offline = cli(env, "keys", "create", "--name", "offline", "--role", "client")
+    assert offline.returncode == 0, offline.stderr
+    assert not postgres_running(data)
