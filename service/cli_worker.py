@@ -23,9 +23,12 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from sqlalchemy import Engine
 
 from indexing.errors import ModelUnavailable
-from service.components import Components, build_components
+from retrieval.base import VectorIndex
+from retrieval.factory import build_index
+from service.components import Components, build_components, index_config
 from service.datadir import load_secrets
 from service.db.session import make_engine, make_sessionmaker
 from service.logging_setup import configure_logging
@@ -34,6 +37,19 @@ from service.runtime import database
 from service.settings import get_settings
 
 console = Console(stderr=True)
+
+
+@contextmanager
+def _index_only() -> Iterator[tuple[Engine, VectorIndex]]:
+    settings = get_settings()
+    with database(settings) as url:
+        engine = make_engine(url, pool_size=2)
+        index = build_index(index_config(settings))
+        try:
+            yield engine, index
+        finally:
+            index.close()
+            engine.dispose()
 
 
 @contextmanager
@@ -279,12 +295,17 @@ def reindex(
         )
         raise typer.Exit(code=2)
     configure_logging("WARNING")
-    with _components() as (components, _):
-        engine, index = components.engine, components.index
-        try:
-            if to_model:
+    if to_model:
+        with _components() as (components, _):
+            try:
                 _run_reindex(components, gallery, to_model, batch_size)
-            elif activate:
+            except Problem as exc:
+                raise _fail(exc) from exc
+        return
+    # Switching needs the database and the index, not the models: start fast.
+    with _index_only() as (engine, index):
+        try:
+            if activate:
                 model = service_reindex.activate(engine, gallery_id=gallery, force=force)
                 console.print(f"gallery {gallery} now answers with {model}")
             elif rollback:

@@ -5,8 +5,6 @@ rollback and drop-old."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import uuid
 from pathlib import Path
@@ -18,7 +16,7 @@ from sqlalchemy import text
 from service import reindex
 from service.problems import Conflict, Unprocessable
 from service.worker import PipelineReembedder
-from tests.conftest import FACES_DIR, REPO
+from tests.conftest import FACES_DIR
 
 IDS = FACES_DIR / "identities"
 OLD, NEW = "dlib-resnet-v1", "dlib-resnet-v1-onnx"
@@ -236,15 +234,15 @@ def test_two_reindexers_of_one_gallery_do_not_run_at_once(
 
 
 def test_reindex_cli_explains_itself_and_checks_arguments() -> None:
-    help_text = subprocess.run(
-        [sys.executable, "-m", "service.cli", "reindex", "--help"],
-        cwd=REPO, capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+    from typer.testing import CliRunner
+
+    from service.cli import app
+
+    runner = CliRunner()
+    help_text = runner.invoke(app, ["reindex", "--help"], env={"COLUMNS": "200"}).output
     for option in ("--to-model", "--activate", "--rollback", "--drop-old"):
         assert option in help_text
-    bad = subprocess.run(
-        [sys.executable, "-m", "service.cli", "reindex", "--gallery", str(uuid.uuid4()),
-         "--activate", "--rollback"],
-        cwd=REPO, capture_output=True, text=True,
-    )  # fmt: skip
-    assert bad.returncode == 2 and "exactly one" in bad.stderr
+    bad = runner.invoke(
+        app, ["reindex", "--gallery", str(uuid.uuid4()), "--activate", "--rollback"]
+    )
+    assert bad.exit_code == 2 and "exactly one" in bad.output

@@ -12,7 +12,6 @@ import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -248,10 +247,15 @@ def test_sigkill_a_real_worker_mid_batch(
     assert rescued == stranded  # what the dead worker held was finished by the other
 
 
-def test_worker_help_explains_itself() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "service.cli", "worker", "--help"],
-        cwd=REPO, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    assert "--batch-size" in result.stdout and "SIGTERM" in result.stdout
-    assert Path(REPO / "service" / "cli_worker.py").is_file()
+def test_worker_and_enroll_help_explain_themselves() -> None:
+    from typer.testing import CliRunner
+
+    from service.cli import app
+
+    runner = CliRunner()
+    worker = runner.invoke(app, ["worker", "--help"], env={"COLUMNS": "200"})
+    assert worker.exit_code == 0
+    for needle in ("--batch-size", "--max-wait-ms", "--metrics-port", "SIGTERM"):
+        assert needle in worker.output
+    enroll = runner.invoke(app, ["enroll", "--help"], env={"COLUMNS": "200"})
+    assert "person/photo.jpg" in enroll.output and "--gallery" in enroll.output
