@@ -10,7 +10,7 @@ import numpy as np
 
 from liveness import geometry as geo
 from liveness import landmarks as lm
-from liveness.mesh import FaceMesh, Image, IrisModel
+from liveness.mesh import FaceMesh, Image, IrisModel, MeshResult, Roi, mesh_roi
 
 
 @dataclass(frozen=True)
@@ -81,12 +81,39 @@ class FeatureExtractor:
         self, image: Image, box: tuple[float, float, float, float]
     ) -> FrameFeatures | None:
         """None when the mesh model finds no face in the box."""
-        result = self.mesh(image, box)
+        return self.measure(image, box, None)[0]
+
+    def measure(
+        self,
+        image: Image,
+        box: tuple[float, float, float, float] | None,
+        previous: Roi | None,
+    ) -> tuple[FrameFeatures | None, Roi | None]:
+        """Features, and the ROI to start the next frame from. With ``previous`` (the
+        last frame's ROI) the mesh runs once there; it falls back to the detector's
+        ``box`` (two passes) when the face left that ROI."""
+        result: MeshResult | None = None
+        if previous is not None:
+            result = self.mesh.track(image, previous)
+            if result is not None and box is not None and not _inside(result, box):
+                result = None
+        if result is None and box is not None:
+            result = self.mesh(image, box)
         if result is None:
-            return None
+            return None, None
+        return self._features(image, result), mesh_roi(result.points)
+
+    def _features(self, image: Image, result: MeshResult) -> FrameFeatures:
         right, left = self.iris(image, result.points)
         visibility = (
             geo.iris_visibility(right.contour, right.iris)
             + geo.iris_visibility(left.contour, left.iris)
         ) / 2
         return features_from_mesh(result.points, image.shape[1], visibility)
+
+
+def _inside(result: MeshResult, box: tuple[float, float, float, float]) -> bool:
+    """Is the tracked mesh's nose tip inside the detector's box (the same face)?"""
+    x, y = result.points[lm.NOSE_TIP, :2]
+    left, top, right, bottom = box
+    return left <= x <= right and top <= y <= bottom

@@ -29,13 +29,14 @@ def measure_frame(
     """``box`` None means the detector found no face; the track still steps so the
     points keep following the picture."""
     gray, scale = to_gray(image)
-    features = extractor(image, box) if box is not None else None
+    previous = track.roi if track is not None else None
+    features, roi = extractor.measure(image, box, previous)
     if track is None:
         if features is None:
             return FrameMeasurement(None, None, None)
         seeds = np.asarray(features.points, np.float64) * scale
-        return FrameMeasurement(features, None, TrackState.start(gray, seeds))
-    track = track.step(gray)
+        return FrameMeasurement(features, None, TrackState.start(gray, seeds, roi))
+    track = track.step(gray, roi)
     motion = None
     if track.usable:
         motion = compare(track.reference[track.alive], track.current[track.alive])

@@ -88,7 +88,8 @@ def fit_homography(src: Points, dst: Points) -> NDArray[np.float64]:
     for (x, y), (u, v) in zip(tsrc, tdst, strict=True):
         rows.append([-x, -y, -1, 0, 0, 0, u * x, u * y, u])
         rows.append([0, 0, 0, -x, -y, -1, v * x, v * y, v])
-    _, _, vt = np.linalg.svd(np.asarray(rows, np.float64))
+    # Only V is needed: the thin SVD skips the (2N)² U that the full one would build.
+    _, _, vt = np.linalg.svd(np.asarray(rows, np.float64), full_matrices=False)
     h = vt[-1].reshape(3, 3)
     full = np.linalg.inv(td) @ h @ ts
     return full / full[2, 2] if abs(full[2, 2]) > 1e-12 else full

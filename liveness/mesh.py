@@ -135,11 +135,21 @@ class FaceMesh:
         corners = np.array([[left, top], [right, bottom]], np.float64)
         result = self._once(image, roi_around(corners, FACE_ROI_SCALE))
         if refine and result.presence >= FACE_PRESENCE_THRESHOLD:
-            roi = roi_around(result.points, FACE_ROI_SCALE, lm.RIGHT_EYE_OUTER, lm.LEFT_EYE_OUTER)
-            result = self._once(image, roi)
+            result = self._once(image, mesh_roi(result.points))
         if result.presence < FACE_PRESENCE_THRESHOLD:
             return None
         return result
+
+    def track(self, image: Image, roi: Roi) -> MeshResult | None:
+        """One pass on the ROI the previous frame's mesh gave (:func:`mesh_roi`): how
+        MediaPipe follows a face between frames without running a detector."""
+        result = self._once(image, roi)
+        return result if result.presence >= FACE_PRESENCE_THRESHOLD else None
+
+
+def mesh_roi(points: Floats) -> Roi:
+    """The crop for the next frame: around this mesh, upright on its eye line."""
+    return roi_around(points, FACE_ROI_SCALE, lm.RIGHT_EYE_OUTER, lm.LEFT_EYE_OUTER)
 
 
 @dataclass(frozen=True)

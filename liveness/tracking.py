@@ -13,14 +13,14 @@ take the next frame.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from typing import Any
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from liveness.mesh import Image
+from liveness.mesh import Image, Roi
 
 # Frames are tracked at this longest side; 640×480 stays at full resolution.
 TRACK_MAX_SIDE = 640
@@ -45,16 +45,17 @@ class TrackState:
     current: NDArray[np.float32]  # (N, 2) the same points on the latest frame
     alive: NDArray[np.bool_]  # points that every step so far tracked
     previous: Gray  # the latest frame, grey, tracking scale
+    roi: Roi | None = None  # the face mesh's crop for the next frame, image px
 
     @classmethod
-    def start(cls, gray: Gray, points: NDArray[np.float64]) -> TrackState:
+    def start(cls, gray: Gray, points: NDArray[np.float64], roi: Roi | None = None) -> TrackState:
         seeds = np.asarray(points, np.float32)[:, :2]
-        return cls(seeds.copy(), seeds.copy(), np.ones(len(seeds), bool), gray)
+        return cls(seeds.copy(), seeds.copy(), np.ones(len(seeds), bool), gray, roi)
 
-    def step(self, gray: Gray) -> TrackState:
+    def step(self, gray: Gray, roi: Roi | None = None) -> TrackState:
         if gray.shape != self.previous.shape:
             # A resolution change mid-session breaks the correspondence; stop tracking.
-            return TrackState(self.reference, self.current, np.zeros_like(self.alive), gray)
+            return TrackState(self.reference, self.current, np.zeros_like(self.alive), gray, None)
         pts, status, _ = cv2.calcOpticalFlowPyrLK(
             self.previous,
             gray,
@@ -65,7 +66,7 @@ class TrackState:
             criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01),
         )
         alive = self.alive & (status.ravel() == 1)
-        return TrackState(self.reference, pts.reshape(-1, 2), alive, gray)
+        return TrackState(self.reference, pts.reshape(-1, 2), alive, gray, roi)
 
     @property
     def usable(self) -> bool:
@@ -80,6 +81,7 @@ class TrackState:
             "current": np.round(self.current, 2).tolist(),
             "alive": self.alive.astype(int).tolist(),
             "previous": base64.b64encode(jpeg.tobytes()).decode("ascii"),
+            "roi": None if self.roi is None else list(astuple(self.roi)),
         }
 
     @classmethod
@@ -91,4 +93,5 @@ class TrackState:
             np.asarray(data["current"], np.float32).reshape(-1, 2),
             np.asarray(data["alive"], bool),
             previous,
+            Roi(*data["roi"]) if data.get("roi") else None,
         )
