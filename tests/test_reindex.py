@@ -137,7 +137,9 @@ def test_reindex_while_verifying_then_activate_and_rollback(
         original = store.get(key)
         store.delete(key)
 
-        resumed = reindex.run(engine, index, store, reembed, gallery_id=gid, batch_size=3)
+        resumed = reindex.run(
+            engine, index, store, reembed, gallery_id=gid, batch_size=3, threads=2
+        )
         assert resumed.already_done == 4  # it continued where it stopped
         assert resumed.embedded == 4 and list(resumed.failed) == [str(victim)]
         assert "original unavailable" in resumed.failed[str(victim)]
