@@ -69,7 +69,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(api_keys.router, dependencies=[PrincipalRateLimit])
-    app.include_router(jobs.router)
+    app.include_router(jobs.router, dependencies=[PrincipalRateLimit])
     app.include_router(liveness_api.router, dependencies=[PrincipalRateLimit])
     for router in (galleries.router, faces.router, matching.router, verifications.router):
         app.include_router(router, dependencies=[PrincipalRateLimit])

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
 from service.auth.api_keys import authenticate_api_key
@@ -29,7 +30,17 @@ def get_session(request: Request) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def get_principal(request: Request, session: SessionDep) -> Principal:
+# Declared for the OpenAPI docs ("Authorize" button); get_principal reads the headers.
+_bearer_doc = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
+_api_key_doc = APIKeyHeader(name="X-API-Key", auto_error=False)
+
+
+def get_principal(
+    request: Request,
+    session: SessionDep,
+    _bearer: Annotated[str | None, Depends(_bearer_doc)] = None,
+    _api_key: Annotated[str | None, Depends(_api_key_doc)] = None,
+) -> Principal:
     api_key = request.headers.get("x-api-key")
     principal: Principal | None = None
     if api_key:
