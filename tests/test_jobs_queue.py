@@ -335,3 +335,27 @@ def test_sigkill_mid_batch_then_another_worker_finishes_each_job_once(
     assert {uuid.UUID(r.job) for r in effects} == set(ids)
     assert all(r.n == 1 for r in effects)  # exactly once, never twice
     assert lost_leases >= stranded  # the killed batch really was retried by a rescuer
+
+
+def test_sigterm_finishes_the_batch_in_hand_then_exits(engine: Engine, db_url: str) -> None:
+    ids = _enqueue(engine, 12)
+    worker = _spawn(db_url, "graceful", lease_s=30.0, prepare_s=1.5)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                held = conn.execute(
+                    text("SELECT count(*) FROM jobs WHERE status = 'running'")
+                ).scalar_one()
+            if held:
+                break
+            time.sleep(0.05)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    with make_sessionmaker(engine)() as session:
+        counts = queue.counts(session, ids)
+    # The batch of 8 it was embedding was finished; the rest was never taken.
+    assert (counts.done, counts.running, counts.queued) == (8, 0, 4)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+from prometheus_client import generate_latest
 from sqlalchemy import func, select, text
 
 from service.db.models import Event, Face, Template
@@ -92,6 +93,15 @@ def test_async_enrollment_is_embedded_by_the_worker(client: Any, admin_key: str)
     runner = _runner(client)
     assert runner.run_once(threading.Event()) == 4
     assert runner.metrics.batch_size._sum.get() == 4  # noqa: SLF001 - one batch of 4
+    exposed = generate_latest(runner.metrics.registry).decode()
+    for name in (
+        "faceprint_worker_queue_depth",
+        "faceprint_worker_batch_size_bucket",
+        "faceprint_worker_faces_per_second",
+        'faceprint_worker_failures_total{reason="no_face"} 1.0',
+        "faceprint_worker_faces_total 3.0",
+    ):
+        assert name in exposed, name
 
     for name in ("obama1", "obama2", "biden"):
         body = client.get(f"/v1/jobs/{jobs[name]}", headers=headers).json()
