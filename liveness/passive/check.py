@@ -3,7 +3,8 @@
 Combination: each heuristic signal gives attack evidence in [0, 1]; texture, frequency
 and colour each catch a different attack, so the heuristic attack score is the largest
 of them; the border cue (which natural backgrounds also trip, e.g. a window frame)
-adds up to 0.35 on top, so it tips a doubtful face but never rejects one alone.
+adds up to 0.55 on top: edges on three or four sides of the face reject it alone, one
+or two sides only tip a doubtful face.
 ``score = 1 − attack`` is the liveness score; the decision is
 ``live`` when ``score ≥ THRESHOLD`` (0.5). With an operator's ONNX model, its live
 probability carries 70 % of the score and the heuristics 30 %.
@@ -20,7 +21,7 @@ from liveness.passive.crops import Box, face_crop, native_patch
 from liveness.passive.onnx_model import OnnxAntiSpoof
 
 THRESHOLD = 0.5
-BORDER_WEIGHT = 0.35
+BORDER_WEIGHT = 0.55
 MODEL_WEIGHT = 0.7
 
 

@@ -139,9 +139,18 @@ def border(image: Image, box: Box) -> Signal:
     lines = cv2.HoughLinesP(
         edges, 1, np.pi / 180, threshold=60, minLineLength=int(face_w * 0.9), maxLineGap=4
     )
-    total = 0.0
-    if lines is not None:
-        total = float(sum(math.hypot(x2 - x1, y2 - y1) for x1, y1, x2, y2 in lines.reshape(-1, 4)))
+    cx, cy = (box[0] + box[2]) / 2 - x0, (box[1] + box[3]) / 2 - y0
+    total, sides = 0.0, set()
+    for lx0, ly0, lx1, ly1 in [] if lines is None else lines.reshape(-1, 4):
+        total += math.hypot(lx1 - lx0, ly1 - ly0)
+        angle = abs(math.degrees(math.atan2(ly1 - ly0, lx1 - lx0))) % 180
+        mx, my = (lx0 + lx1) / 2, (ly0 + ly1) / 2
+        if angle < 20 or angle > 160:
+            sides.add("top" if my < cy else "bottom")
+        elif 70 < angle < 110:
+            sides.add("left" if mx < cx else "right")
     length = total / max(face_w, 1.0)
-    attack = _ramp(length, 3.0, 0.7)
-    return Signal(attack, {"straight_edge_length": round(length, 3)})
+    # A sheet or a screen encloses the face: edges on three or four sides are its
+    # signature; one or two sides are as likely a door, a window or a flagpole.
+    attack = min(1.0, len(sides) / 3) * _ramp(length, 3.0, 0.7)
+    return Signal(attack, {"straight_edge_length": round(length, 3), "sides": float(len(sides))})
