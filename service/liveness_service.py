@@ -1,8 +1,8 @@
 """Liveness service functions: challenge sessions and the passive check. Routes parse
 and call one of these; the CLI or verify may call them too.
 
-Detection and embeddings come from the face pipeline (``app.state.components.pipeline``
-when the app built one, otherwise one built here on first use); mesh, tracking, the
+Detection and embeddings come from the face pipeline (``app.state.components.pipeline``;
+one is built here on first use only for an app without components); mesh, tracking, the
 session state machine and the passive signals come from ``liveness``.
 """
 
@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from indexing.errors import CorruptImage, ImageError, ImageTooLarge, UnsupportedImage
-from indexing.pipeline import FacePipeline, PipelineConfig, build_pipeline
+from indexing.pipeline import FacePipeline, build_pipeline
 from liveness.actions import ChallengePolicy, random_actions
 from liveness.features import FeatureExtractor
 from liveness.frames import measure_frame
@@ -30,6 +30,7 @@ from liveness.passive.onnx_model import load_operator_model
 from liveness.session import PASSED, Observation, SessionState, advance, expire_if_due
 from liveness.tracking import TrackState
 from service.auth.principal import Principal
+from service.components import pipeline_config
 from service.db.models import LivenessSession, Verification
 from service.problems import (
     Conflict,
@@ -83,16 +84,7 @@ class LivenessRuntime:
             return shared
         with self._lock:
             if self._pipeline is None:
-                self._pipeline = build_pipeline(
-                    PipelineConfig(
-                        detector=self.settings.detector,
-                        model_dir=self.settings.model_dir,
-                        cache_dir=self.settings.data_dir / "cache",
-                        intra_op_threads=self.settings.intra_op_threads,
-                        max_bytes=self.settings.max_upload_bytes,
-                        max_pixels=self.settings.max_image_pixels,
-                    )
-                )
+                self._pipeline = build_pipeline(pipeline_config(self.settings))
             return self._pipeline
 
 
