@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -122,10 +121,6 @@ def complete(
         {"id": job_id, "worker": worker_id, "result": json.dumps(result or {})},
     )
     return bool(updated.rowcount)  # type: ignore[attr-defined]
-
-
-def backoff_s(attempts: int) -> float:
-    return float(min(BACKOFF_MAX_S, BACKOFF_BASE_S ** max(1, attempts)))
 
 
 def fail(
@@ -242,8 +237,3 @@ def counts(session: Session, job_ids: list[uuid.UUID]) -> JobCounts:
     ).all()
     by = {r.status: int(r.n) for r in rows}
     return JobCounts(by.get(QUEUED, 0), by.get(RUNNING, 0), by.get(DONE, 0), by.get(FAILED, 0))
-
-
-def last_change(session: Session) -> datetime | None:
-    value: datetime | None = session.execute(text("SELECT max(updated_at) FROM jobs")).scalar()
-    return value
