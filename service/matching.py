@@ -38,7 +38,7 @@ class Liveness:
 @dataclass
 class VerifyOutcome:
     verification: Verification
-    probe: AnalyzedFace
+    probe: AnalyzedFace | None
     reference: AnalyzedFace | None
     subject: Subject | None
     liveness: Liveness | None = None
@@ -111,14 +111,19 @@ def verify_against_subject(
     principal: Principal,
     gallery: Gallery,
     subject: Subject,
-    probe: AnalyzedFace,
-    image: bytes,
+    probe: AnalyzedFace | None,
+    image: bytes | None,
     started: float,
     liveness: Liveness | None,
+    probe_vector: list[float] | None = None,
 ) -> VerifyOutcome:
+    """``probe`` is the analysed probe image; or, for a verify bound to a passed liveness
+    session, ``probe_vector`` is that session's final-frame embedding and ``probe`` None."""
     model_id = gallery.active_model_id
+    vector = probe.embeddings[model_id] if probe is not None else probe_vector
+    assert vector is not None
     similarity = components.index.verify(
-        session.connection(), probe.embeddings[model_id], subject_id=subject.id, model_id=model_id
+        session.connection(), vector, subject_id=subject.id, model_id=model_id
     )
     if similarity is None:
         raise NoTemplates(
@@ -137,11 +142,12 @@ def verify_against_subject(
         similarity=float(similarity),
         threshold=threshold,
         match=bool(similarity >= threshold),
-        probe_bbox=probe.bbox.as_dict(),
-        probe_quality=probe.quality.as_dict(),
+        probe_bbox=probe.bbox.as_dict() if probe else None,
+        probe_quality=probe.quality.as_dict() if probe else None,
         **_liveness_fields(liveness),
     )
-    _maybe_store_probe(session, components, gallery, row, image)
+    if image is not None:
+        _maybe_store_probe(session, components, gallery, row, image)
     row.latency_ms = round((time.perf_counter() - started) * 1000, 2)
     session.add(row)
     session.flush()

@@ -18,6 +18,7 @@ from service.api.params import SearchParams, VerifyParams
 from service.auth.principal import Principal
 from service.components import Components
 from service.galleries import get_visible
+from service.problems import Unprocessable
 from service.schemas import (
     BBoxOut,
     Candidate,
@@ -27,6 +28,7 @@ from service.schemas import (
     SearchResponse,
     VerifyResponse,
 )
+from service.uploads import MissingImage
 
 
 def face_out(face: DetectedFace) -> DetectedFaceOut:
@@ -64,12 +66,19 @@ def verify(
     *,
     principal: Principal,
     params: VerifyParams,
-    image: bytes,
+    image: bytes | None,
     reference: bytes | None,
     timings: StageTimings | None = None,
 ) -> VerifyResponse:
     started = time.perf_counter()
-    if reference is not None:
+    if params.liveness_session is not None:
+        outcome = _verify_liveness_session(
+            session, components, app_state, principal=principal, params=params, image=image,
+            reference=reference, started=started,
+        )  # fmt: skip
+    elif image is None:
+        raise MissingImage("send the probe as multipart 'image' or JSON 'image_base64'")
+    elif reference is not None:
         model_id = components.default_model
         if params.gallery is not None:
             model_id = get_visible(session, principal, params.gallery).active_model_id
@@ -101,11 +110,49 @@ def verify(
         model_id=str(row.model_id),
         subject_id=row.subject_id,
         external_id=row.external_id,
-        probe=face_out(outcome.probe),
+        probe=face_out(outcome.probe) if outcome.probe else None,
         reference=face_out(outcome.reference) if outcome.reference else None,
         liveness=LivenessOut(**vars(outcome.liveness)) if outcome.liveness else None,
         latency_ms=float(row.latency_ms or 0.0),
     )
+
+
+def _verify_liveness_session(
+    session: Session,
+    components: Components,
+    app_state: Any,
+    *,
+    principal: Principal,
+    params: VerifyParams,
+    image: bytes | None,
+    reference: bytes | None,
+    started: float,
+) -> matching.VerifyOutcome:
+    """Verify the face that proved liveness: the passed session's final frame."""
+    from service import liveness_service
+
+    if image is not None or reference is not None:
+        raise Unprocessable("with liveness_session, send no image: the session's face is used")
+    assert params.liveness_session is not None
+    gallery, subject = matching.resolve_verify_target(
+        session, principal, gallery_id=params.gallery, subject_id=params.subject,
+        external_id=params.external_id,
+    )  # fmt: skip
+    vector, model_id = liveness_service.session_probe(
+        app_state, session, principal, params.liveness_session
+    )
+    if model_id != gallery.active_model_id:
+        raise Unprocessable(
+            f"the session's face was embedded with {model_id}, the gallery uses "
+            f"{gallery.active_model_id}"
+        )
+    live = matching.Liveness(
+        decision="live", score=1.0, signals={"session_id": str(params.liveness_session)}
+    )
+    return matching.verify_against_subject(
+        session, components, principal=principal, gallery=gallery, subject=subject,
+        probe=None, image=None, started=started, liveness=live, probe_vector=vector,
+    )  # fmt: skip
 
 
 def search(

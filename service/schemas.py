@@ -125,7 +125,7 @@ class VerifyResponse(BaseModel):
     model_id: str
     subject_id: uuid.UUID | None
     external_id: str | None
-    probe: DetectedFaceOut
+    probe: DetectedFaceOut | None
     reference: DetectedFaceOut | None = None
     liveness: LivenessOut | None = None
     latency_ms: float

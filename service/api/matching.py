@@ -20,6 +20,7 @@ _VERIFY_FIELDS = {
     "subject": {"type": "string", "format": "uuid"},
     "external_id": {"type": "string"},
     "liveness": {"type": "boolean"},
+    "liveness_session": {"type": "string", "format": "uuid"},
 }
 
 
@@ -39,7 +40,7 @@ async def verify(
     or against a second image `reference_image`."""
     upload = await read_upload(request, image_fields=("image", "reference_image"))
     params = parse_fields(VerifyParams, upload.fields)
-    image = upload.image()
+    image = upload.images.get("image")
     reference = upload.images.get("reference_image")
     timings = StageTimings()
     result = await components.run_cpu(

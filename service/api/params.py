@@ -18,6 +18,10 @@ class VerifyParams(BaseModel):
     subject: uuid.UUID | None = None
     external_id: str | None = Field(default=None, min_length=1, max_length=200)
     liveness: bool = False
+    liveness_session: uuid.UUID | None = Field(
+        default=None,
+        description="A passed liveness session: its final frame is the probe (send no image).",
+    )
 
 
 class SearchParams(BaseModel):
