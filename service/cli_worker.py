@@ -3,6 +3,7 @@ move many images through a model."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -284,6 +285,15 @@ def reindex(
             " more finishes sooner on an idle machine.",
         ),
     ] = 1,
+    nice: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=19,
+            help="Lower this process's CPU priority by this much (Unix nice), so verify and"
+            " search served on the same machine keep their latency.",
+        ),
+    ] = 10,
 ) -> None:
     """Upgrade a gallery's model without downtime.
 
@@ -304,6 +314,8 @@ def reindex(
         raise typer.Exit(code=2)
     configure_logging("WARNING")
     if to_model:
+        if nice and hasattr(os, "nice"):
+            os.nice(nice)
         with _components() as (components, _):
             try:
                 _run_reindex(components, gallery, to_model, batch_size, threads)
