@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import tempfile
 import time
@@ -106,14 +107,17 @@ def sweep(
     truth: Truth,
     args: argparse.Namespace,
     base: dict[str, Any],
+    probes: int | None = None,
+    efs: list[int] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per ef_search: latency at k=1 and k=10, quality at k=10."""
-    main = np.arange(args.probes)
+    main = np.arange(probes or args.probes)
     rows = []
-    for ef in args.ef:
+    for ef in efs or args.ef:
         _, t1 = measure(query, main, 1, ef)
         results, t10 = measure(query, main, 10, ef)
         row = {**base, "backend": name, "params": {**base["params"], "ef_search": ef}}
+        row["probes"] = len(main)
         row.update(_percentiles(t10), **{f"k1_{k}": v for k, v in _percentiles(t1).items()})
         row.update(quality(results, main, data, truth.top))
         rows.append(row)
@@ -216,7 +220,7 @@ def _filtered(
         "backend": f"{name} filtered {args.small_fraction:.0%} gallery",
         "params": {**common["params"], "ef_search": ef},
     }
-    row.update(_percentiles(t10))
+    row.update(_percentiles(t10), probes=len(focus))
     row.update(quality(results, focus, data, truth.focus_top))
     _progress(row)
     return row
@@ -307,7 +311,11 @@ def run_external(
         info = index._shard(eng.MODEL).info()
         common["indexed_vectors"] = int(info.indexed_vectors_count)
         common["segments"] = int(info.segments_count)
-    rows = sweep(name, query, data, truth, args, common)
+    if name == "milvus" and index.lite:
+        # milvus-lite scans (FLAT): ef means nothing, and each query costs a full scan.
+        rows = sweep(name, query, data, truth, args, common, args.lite_probes, [args.ef_default])
+    else:
+        rows = sweep(name, query, data, truth, args, common)
     rows.append(
         _filtered(lambda i, k, ef: query(i, k, ef, layout.small), name, data, truth, args, common)
     )
@@ -373,22 +381,31 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                     rows += run_pgvector(data, truth, layout, args, base, Path(tmp))
                 else:
                     rows += run_external(backend, data, truth, layout, args, base, Path(tmp))
+            _write(rows, args, partial=True)
         del data, truth
+    print_table(rows)
+    _write(rows, args, partial=False)
+    return rows
+
+
+def _write(rows: list[dict[str, Any]], args: argparse.Namespace, *, partial: bool) -> None:
+    """Write the rows so far (a long run that dies keeps what it measured)."""
     meta = {
         "machine": f"{platform.node()} {platform.processor() or platform.machine()}",
-        "cpus": __import__("os").cpu_count(),
+        "cpus": os.cpu_count(),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
         "revision": eng.git_revision(),
         "when": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     for row in rows:
-        row["run"] = meta
-    print_table(rows)
+        row.setdefault("run", meta)
+        row["run"]["complete"] = not partial
     suffix = "" if len(args.distributions) > 1 else f"_{args.distributions[0]}"
     out = RESULTS / f"search_{args.n}_{args.dim}{suffix}.json"
-    for path in {out, *([args.json] if args.json else [])}:
+    for path in {out, *([Path(args.json)] if args.json else [])}:
         Path(path).write_text(json.dumps(rows, indent=1, default=str))
-        console.print(f"wrote {path}")
-    return rows
+        if not partial:
+            console.print(f"wrote {path}")
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
@@ -485,6 +502,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--milvus-max-n", type=int, default=100_000, help="largest n for milvus-lite (FLAT)"
+    )
+    parser.add_argument(
+        "--lite-probes", type=int, default=500, help="probes for milvus-lite (a full scan each)"
     )
     parser.add_argument(
         "--exact-timed", type=int, default=500, help="probes timed for the exact scan"
