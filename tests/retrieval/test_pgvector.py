@@ -107,3 +107,16 @@ def test_build_index_rejects_unknown_backend(tmp_path: Path):
 
     with pytest.raises(UnknownBackend):
         build_index(IndexConfig(backend="faiss"))
+
+
+def test_warm_up_prewarms_each_model_index(engine: Engine, pgv: PgVectorIndex):
+    from retrieval.warmup import warm_up
+
+    with engine.begin() as conn:
+        register_model(conn, pgv)
+        make_gallery(conn, pgv, np.random.default_rng(5), subjects=5, per_subject=2)
+    assert warm_up(engine, pgv) == {}  # no extension yet
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
+    blocks = warm_up(engine, pgv)
+    assert list(blocks) == [MODEL] and blocks[MODEL] > 0
