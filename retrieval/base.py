@@ -101,6 +101,11 @@ class IndexConfig:
     milvus_uri: str | None = None
     # Filtered pgvector searches stop after this many index tuples (hnsw.max_scan_tuples).
     max_scan_tuples: int = 50_000
+    # pgvector: a gallery with at most this many templates of the model is searched
+    # exactly through the (gallery_id, model_id) btree. A selective filter makes HNSW
+    # walk ~k / share tuples (iterative scan); scanning a small gallery is cheaper, and
+    # exact.
+    exact_below: int = 20_000
 
 
 @runtime_checkable

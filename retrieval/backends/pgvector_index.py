@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 import uuid
 
 from psycopg import sql
@@ -40,7 +41,9 @@ class PgVectorIndex:
     def __init__(self, config: IndexConfig) -> None:
         self.config = config
         self.pg = PgSupport()
-        self._search_sql: dict[tuple[str, bool], sql.Composed] = {}
+        self._search_sql: dict[tuple[str, str], sql.Composed] = {}
+        # (gallery, model) -> (templates, monotonic expiry): picks exact vs HNSW.
+        self._gallery_sizes: dict[tuple[uuid.UUID, str], tuple[int, float]] = {}
 
     # -- index lifecycle -------------------------------------------------------------
 
@@ -92,11 +95,15 @@ class PgVectorIndex:
 
     # -- queries ---------------------------------------------------------------------
 
-    def _search_query(self, model_id: str, dim: int, filtered: bool) -> sql.Composed:
-        key = (model_id, filtered)
+    def _search_query(self, model_id: str, dim: int, mode: str) -> sql.Composed:
+        """``mode``: "all" (whole model, HNSW), "gallery" (HNSW with iterative scan) or
+        "exact" (the gallery's rows through the btree, every distance computed)."""
+        key = (model_id, mode)
         query = self._search_sql.get(key)
         if query is None:
-            expr = _embedding(dim)
+            # The exact query orders by the untyped column, which the HNSW expression
+            # index cannot serve, so the planner reads the gallery through its btree.
+            expr = _embedding(dim) if mode != "exact" else sql.SQL("embedding")
             # relaxed_order may return rows slightly out of order: re-sort the few rows.
             query = sql.SQL(
                 "WITH c AS MATERIALIZED ("
@@ -107,10 +114,31 @@ class PgVectorIndex:
             ).format(
                 expr=expr,
                 model=sql.Literal(check_model_id(model_id)),
-                gallery=sql.SQL("AND gallery_id = %(g)s" if filtered else ""),
+                gallery=sql.SQL("AND gallery_id = %(g)s" if mode != "all" else ""),
             )
             self._search_sql[key] = query
         return query
+
+    def gallery_size(self, conn: Connection, gallery_id: uuid.UUID, model_id: str) -> int:
+        """Templates of the model in the gallery, cached for a minute (an index-only
+        count on the btree; only used to choose the query plan)."""
+        key = (gallery_id, model_id)
+        cached = self._gallery_sizes.get(key)
+        now = time.monotonic()
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        row = (
+            self.pg.raw(conn)
+            .execute(
+                "SELECT count(*) FROM templates WHERE gallery_id = %s AND model_id = %s",
+                (gallery_id, model_id),
+                prepare=True,
+            )
+            .fetchone()
+        )
+        size = int(row[0]) if row else 0
+        self._gallery_sizes[key] = (size, now + 60.0)
+        return size
 
     def search(
         self,
@@ -125,19 +153,26 @@ class PgVectorIndex:
         dim = self.pg.dim(conn, model_id)
         probe = unit(vector, dim=dim, model_id=model_id)
         raw = self.pg.raw(conn)
-        raw.execute(
-            "SELECT set_config('hnsw.ef_search', %s, true),"
-            " set_config('hnsw.iterative_scan', %s, true),"
-            " set_config('hnsw.max_scan_tuples', %s, true)",
-            (
-                str(ef_search or self.config.ef_search),
-                "relaxed_order" if gallery_id is not None else "off",
-                str(self.config.max_scan_tuples),
-            ),
-            prepare=True,
-        )
+        if gallery_id is None:
+            mode = "all"
+        elif self.gallery_size(conn, gallery_id, model_id) <= self.config.exact_below:
+            mode = "exact"
+        else:
+            mode = "gallery"
+        if mode != "exact":
+            raw.execute(
+                "SELECT set_config('hnsw.ef_search', %s, true),"
+                " set_config('hnsw.iterative_scan', %s, true),"
+                " set_config('hnsw.max_scan_tuples', %s, true)",
+                (
+                    str(ef_search or self.config.ef_search),
+                    "relaxed_order" if mode == "gallery" else "off",
+                    str(self.config.max_scan_tuples),
+                ),
+                prepare=True,
+            )
         rows = raw.execute(
-            self._search_query(model_id, dim, gallery_id is not None),
+            self._search_query(model_id, dim, mode),
             {"v": probe, "k": k, "g": gallery_id},
             prepare=True,
         ).fetchall()

@@ -19,13 +19,17 @@ from retrieval.templates import add_templates, ensure_model_index
 
 MODEL = "test-model-v1"
 DIM = 32
-BACKENDS = ["pgvector", "qdrant-edge", "milvus", "qdrant-local"]
+# pgvector searches small galleries exactly through the btree; "pgvector-hnsw" turns
+# that off so the same cases also run through the HNSW index and iterative scans.
+BACKENDS = ["pgvector", "pgvector-hnsw", "qdrant-edge", "milvus", "qdrant-local"]
 
 
 def backend_config(name: str, tmp_path: Path) -> IndexConfig:
     match name:
         case "pgvector":
             return IndexConfig(backend="pgvector", ef_search=100)
+        case "pgvector-hnsw":
+            return IndexConfig(backend="pgvector", ef_search=100, exact_below=0)
         case "qdrant-edge":
             return IndexConfig(backend="qdrant-edge", qdrant_edge_path=tmp_path / "edge")
         case "milvus":

@@ -19,7 +19,8 @@ from tests.retrieval.conftest import MODEL, make_gallery, register_model
 
 @pytest.fixture
 def pgv() -> PgVectorIndex:
-    return PgVectorIndex(IndexConfig(m=8, ef_construction=32, ef_search=64))
+    # exact_below=0: every gallery goes through HNSW, the path these tests look at.
+    return PgVectorIndex(IndexConfig(m=8, ef_construction=32, ef_search=64, exact_below=0))
 
 
 def _plan(conn, sql: str, params: tuple) -> str:  # noqa: ANN001
@@ -28,7 +29,7 @@ def _plan(conn, sql: str, params: tuple) -> str:  # noqa: ANN001
 
 
 def _explain_search(conn, pgv: PgVectorIndex, vec: str, gallery_id: uuid.UUID) -> str:  # noqa: ANN001
-    query = pgv._search_query(MODEL, 32, filtered=True).as_string(conn.connection.driver_connection)
+    query = pgv._search_query(MODEL, 32, "gallery").as_string(conn.connection.driver_connection)
     query = query.replace("%(v)s", "%(v)s::vector").replace("%(k)s", "10")
     return _plan(conn, query.replace("%(g)s", "%(g)s::uuid"), {"v": vec, "g": gallery_id})
 
@@ -120,3 +121,29 @@ def test_warm_up_prewarms_each_model_index(engine: Engine, pgv: PgVectorIndex):
         conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
     blocks = warm_up(engine, pgv)
     assert list(blocks) == [MODEL] and blocks[MODEL] > 0
+
+
+def test_small_gallery_is_searched_exactly_through_the_btree(engine: Engine):
+    index = PgVectorIndex(IndexConfig(exact_below=100))
+    rng = np.random.default_rng(12)
+    with engine.begin() as conn:
+        register_model(conn, index)
+        small = make_gallery(conn, index, rng, subjects=10, per_subject=3)
+        big = make_gallery(conn, index, rng, subjects=40, per_subject=3)
+        conn.exec_driver_sql("ANALYZE templates")
+    probe = big.templates[0].embedding
+    matrix = np.stack([t.embedding for t in small.templates])
+    expected = [small.templates[i].id for i in np.argsort(-(matrix @ probe))[:5]]
+    with engine.connect() as conn:
+        assert index.gallery_size(conn, small.id, MODEL) == 30
+        hits = index.search(conn, probe, gallery_id=small.id, model_id=MODEL, k=5)
+        assert [h.template_id for h in hits] == expected
+        query = index._search_query(MODEL, 32, "exact").as_string(conn.connection.driver_connection)
+        vec = "[" + ",".join(f"{x:.6f}" for x in probe) + "]"
+        query = query.replace("%(v)s", "%(v)s::vector").replace("%(k)s", "5")
+        plan = _plan(conn, query.replace("%(g)s", "%(g)s::uuid"), {"v": vec, "g": small.id})
+        assert hnsw_index_name(MODEL) not in plan
+        # the big gallery (120 > 100) takes the HNSW path
+        assert index.gallery_size(conn, big.id, MODEL) == 120
+        hits = index.search(conn, probe, gallery_id=big.id, model_id=MODEL, k=1)
+        assert hits[0].template_id == big.templates[0].id
