@@ -21,7 +21,7 @@ import platform
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -173,11 +173,16 @@ def run_pgvector(
         row_of = {tid: r for r, tid in enumerate(layout.template_ids)}
         with engine.connect() as conn:
 
-            def query(i: int, k: int, ef: int, gallery: Any = None) -> list[int]:
-                hits = index.search(
+            def query(
+                i: int, k: int, ef: int, gallery: Any = None, using: PgVectorIndex = index
+            ) -> list[int]:
+                hits = using.search(
                     conn, data.probes[i], gallery_id=gallery, model_id=eng.MODEL, k=k, ef_search=ef
                 )
                 return [row_of[h.template_id] for h in hits]
+
+            # The same filtered search forced through HNSW + iterative scan (no exact path).
+            iterative = PgVectorIndex(replace(index.config, exact_below=0))
 
             common = {
                 **base,
@@ -188,16 +193,21 @@ def run_pgvector(
                 "memory_mb": round(eng.postgres_memory_mb(engine), 1),
             }
             rows = sweep("pgvector", query, data, truth, args, common)
+            small = layout.small
+            size = index.gallery_size(conn, small, eng.MODEL)
+            plan = "exact via btree" if size <= index.config.exact_below else "HNSW iterative scan"
             rows.append(
                 _filtered(
-                    lambda i, k, ef: query(i, k, ef, layout.small),
-                    "pgvector",
-                    data,
-                    truth,
-                    args,
-                    common,
+                    lambda i, k, ef: query(i, k, ef, small), f"pgvector ({plan})", data, truth,
+                    args, common,
                 )
-            )
+            )  # fmt: skip
+            rows.append(
+                _filtered(
+                    lambda i, k, ef: query(i, k, ef, small, iterative),
+                    "pgvector (HNSW iterative scan)", data, truth, args, common,
+                )
+            )  # fmt: skip
             rows.append(_verify(conn, index, data, layout, args, common))
         engine.dispose()
     return rows
