@@ -113,14 +113,15 @@ def augment(
     return out.getvalue()
 
 
-def make_set(root: Path, n: int, boxes: dict[str, Any], seed: int, per_person: int = 5) -> Path:
-    """``n`` photos as person/photo.jpg; each person is one source photo's augmentations."""
+def make_set(root: Path, n: int, boxes: dict[str, Any], seed: int) -> Path:
+    """``n`` photos as person/photo.jpg, one folder per real person, so that the reindex's
+    shadow comparison has true same-person and different-person pairs."""
     rng = random.Random(seed)
     sources = {name: Image.open(FACES / name).convert("RGB") for name in SOURCES}
     root.mkdir(parents=True)
     for i in range(n):
-        name = SOURCES[(i // per_person) % len(SOURCES)]
-        person = root / f"{Path(name).stem}_{i // (per_person * len(SOURCES))}_{i // per_person}"
+        name = SOURCES[i % len(SOURCES)]
+        person = root / Path(name).parent.name
         person.mkdir(exist_ok=True)
         (person / f"{i:06d}.jpg").write_bytes(augment(sources[name], boxes[name], rng))
     return root

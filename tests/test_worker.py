@@ -26,6 +26,8 @@ from service.worker import EnrollmentHandler
 from tests.conftest import FACES_DIR, REPO
 
 IDS = FACES_DIR / "identities"
+# Galleries here use the fast ONNX embedder; the race test adds the dlib-bin one.
+MODEL, OTHER = "dlib-resnet-v1-onnx", "dlib-resnet-v1"
 
 
 def _upload(data: bytes, name: str = "photo.jpg") -> dict[str, Any]:
@@ -42,7 +44,8 @@ def _blank_jpeg() -> bytes:
 
 
 def _setup(client: Any, headers: dict[str, str], people: list[str]) -> tuple[str, dict[str, str]]:
-    gallery = client.post("/v1/galleries", json={"name": "async"}, headers=headers)
+    body = {"name": "async", "model_id": MODEL}
+    gallery = client.post("/v1/galleries", json=body, headers=headers)
     assert gallery.status_code == 201, gallery.text
     gallery_id = gallery.json()["id"]
     subjects = {}
@@ -106,7 +109,7 @@ def test_async_enrollment_is_embedded_by_the_worker(client: Any, admin_key: str)
     for name in ("obama1", "obama2", "biden"):
         body = client.get(f"/v1/jobs/{jobs[name]}", headers=headers).json()
         assert body["status"] == "done", body
-        assert body["result"]["model_ids"] == ["dlib-resnet-v1"]
+        assert body["result"]["model_ids"] == [MODEL]
     failed = client.get(f"/v1/jobs/{jobs['blank']}", headers=headers).json()
     assert failed["status"] == "failed" and failed["attempts"] == 1
     assert failed["result"] == {"reason": "no_face"} and "no face" in failed["error"]
@@ -152,12 +155,13 @@ def test_a_reindex_started_after_embedding_makes_the_job_embed_again(
         conn.execute(
             text(
                 "INSERT INTO models (id, dim, threshold, version)"
-                " VALUES ('dlib-resnet-v1-onnx', 128, 0.82, 't') ON CONFLICT DO NOTHING"
-            )
+                " VALUES (:m, 128, 0.82, 't') ON CONFLICT DO NOTHING"
+            ),
+            {"m": OTHER},
         )
         conn.execute(
-            text("UPDATE galleries SET pending_model_id = 'dlib-resnet-v1-onnx' WHERE id = :g"),
-            {"g": gallery},
+            text("UPDATE galleries SET pending_model_id = :m WHERE id = :g"),
+            {"g": gallery, "m": OTHER},
         )
     from service.jobs.runner import BatchOutcome
 
@@ -169,7 +173,7 @@ def test_a_reindex_started_after_embedding_makes_the_job_embed_again(
     assert runner.run_once(threading.Event()) == 1
     body = client.get(f"/v1/jobs/{job}", headers=headers).json()
     assert body["status"] == "done"
-    assert sorted(body["result"]["model_ids"]) == ["dlib-resnet-v1", "dlib-resnet-v1-onnx"]
+    assert sorted(body["result"]["model_ids"]) == sorted([MODEL, OTHER])
 
 
 def _spawn_worker(env: dict[str, str], worker_id: str, lease_s: float) -> subprocess.Popen[bytes]:

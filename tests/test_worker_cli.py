@@ -57,7 +57,8 @@ def test_bulk_enroll_then_reindex_from_the_command_line(
     client: Any, admin_key: str, settings: Any, db_url: str, tmp_path: Path
 ) -> None:
     headers = {"X-API-Key": admin_key}
-    gallery = client.post("/v1/galleries", json={"name": "bulk"}, headers=headers).json()["id"]
+    body = {"name": "bulk", "model_id": "dlib-resnet-v1"}
+    gallery = client.post("/v1/galleries", json=body, headers=headers).json()["id"]
     env = {
         **os.environ,
         "FACEPRINT_DATA_DIR": str(settings.data_dir),
