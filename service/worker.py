@@ -14,7 +14,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from prometheus_client import start_http_server
 from sqlalchemy import select
@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from indexing.errors import FaceError, ImageError, LowQuality, MultipleFaces, NoFace
 from indexing.image_store import ImageStoreError
-from indexing.pipeline import AnalyzedFace, select_enrollment_face
-from indexing.types import BBox
+from indexing.pipeline import AnalyzedFace, FacePipeline, select_enrollment_face
+from indexing.types import BBox, Embedding
 from service.components import Components
 from service.db.models import Event, Face, Gallery
 from service.enrollment import complete_pending, fail_pending, gallery_model_ids
@@ -38,27 +38,6 @@ log = logging.getLogger(__name__)
 
 ENROLLMENT_COMPLETED = "enrollment.completed"
 ENROLLMENT_FAILED = "enrollment.failed"
-
-
-class AnalyzedFaceLike(Protocol):
-    bbox: BBox
-    embeddings: dict[str, Any]
-
-
-class FaceAnalyzer(Protocol):
-    """The slice of ``indexing.pipeline.FacePipeline`` the worker and reindex use."""
-
-    def analyze(
-        self, data: bytes, *, model_ids: Sequence[str], max_faces: int | None = None
-    ) -> Sequence[AnalyzedFaceLike]: ...
-
-    def analyze_many(
-        self,
-        items: Sequence[bytes],
-        *,
-        model_ids: Sequence[str],
-        max_faces: int | None = None,
-    ) -> Sequence[Any]: ...
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -93,7 +72,7 @@ def stored_bbox(value: dict[str, float] | None) -> BBox | None:
     return BBox(x, y, x + float(value["width"]), y + float(value["height"]))
 
 
-def pick_face(faces: Sequence[AnalyzedFaceLike], bbox: BBox | None) -> AnalyzedFaceLike:
+def pick_face(faces: Sequence[AnalyzedFace], bbox: BBox | None) -> AnalyzedFace:
     """The face that overlaps the enrolled box most (faces come largest first, so with no
     box the largest face is taken)."""
     if not faces:
@@ -107,22 +86,11 @@ def pick_face(faces: Sequence[AnalyzedFaceLike], bbox: BBox | None) -> AnalyzedF
 
 
 def analyze_batch(
-    pipeline: FaceAnalyzer, items: Sequence[bytes], model_ids: Sequence[str]
-) -> list[Sequence[AnalyzedFaceLike] | Exception]:
-    """``analyze_many`` for the batch; each entry is the faces found or the typed error of
-    that image alone (one bad photo never fails its neighbours)."""
-    if not items:
-        return []
-    try:
-        results = list(pipeline.analyze_many(items, model_ids=model_ids))
-    except (ImageError, FaceError):
-        results = []
-        for data in items:
-            try:
-                results.append(pipeline.analyze(data, model_ids=model_ids))
-            except (ImageError, FaceError) as exc:
-                results.append(exc)
-    return results
+    pipeline: FacePipeline, items: Sequence[bytes], model_ids: Sequence[str]
+) -> list[list[AnalyzedFace] | ImageError]:
+    """``analyze_many`` for the batch: each entry is the faces found, largest first, or
+    the typed error of that image alone (one bad photo never fails its neighbours)."""
+    return pipeline.analyze_many(items, model_ids=model_ids) if items else []
 
 
 @dataclass
@@ -130,11 +98,13 @@ class PipelineReembedder:
     """The reindex's embedding step on the face pipeline: detect again in the stored
     original, take the face enrolled (by box), embed it with the new model."""
 
-    pipeline: FaceAnalyzer
+    pipeline: FacePipeline
 
-    def __call__(self, faces: Sequence[tuple[StoredFace, bytes]], model_id: str) -> list[Any]:
+    def __call__(
+        self, faces: Sequence[tuple[StoredFace, bytes]], model_id: str
+    ) -> list[Embedding | Exception]:
         analyzed = analyze_batch(self.pipeline, [data for _, data in faces], [model_id])
-        out: list[Any] = []
+        out: list[Embedding | Exception] = []
         for (face, _), result in zip(faces, analyzed, strict=True):
             if isinstance(result, Exception):
                 out.append(result)
@@ -220,7 +190,7 @@ class EnrollmentHandler:
         return results
 
     @staticmethod
-    def _select(item: _Pending, faces: Sequence[Any] | Exception) -> Any:
+    def _select(item: _Pending, faces: list[AnalyzedFace] | ImageError) -> Any:
         if isinstance(faces, Exception):
             return _permanent(faces)
         chosen = list(faces)[:1] if item.allow_multiple else list(faces)
