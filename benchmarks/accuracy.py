@@ -153,7 +153,12 @@ def main() -> None:
         "--detector", default="blazeface", help="detector name (see indexing.detection.factory)"
     )
     ap.add_argument("--model", default="dlib-resnet-v1", help="model id")
-    ap.add_argument("--flip", action="store_true", help="average embeddings with the mirror image")
+    ap.add_argument(
+        "--flip",
+        action=argparse.BooleanOptionalAction,
+        default=PipelineConfig().flip_average,
+        help="average embeddings with the mirror image (the pipeline's default: on)",
+    )
     ap.add_argument(
         "--pick", choices=["centre", "largest"], default="centre", help="which face of a photo"
     )
@@ -220,9 +225,8 @@ def main() -> None:
         "errors": int((impostor >= spec.threshold).sum() + (genuine < spec.threshold).sum()),
     }
 
-    table = Table(
-        title=f"{args.pairs.name}: {args.detector} + {args.model}{' + flip' if args.flip else ''}"
-    )
+    flip_note = "" if args.flip else " (no flip)"
+    table = Table(title=f"{args.pairs.name}: {args.detector} + {args.model}{flip_note}")
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_row(
@@ -248,10 +252,8 @@ def main() -> None:
     Console().print(table)
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = (
-        args.name
-        or f"accuracy-{args.pairs.stem}-{args.detector}-{args.model}{'-flip' if args.flip else ''}"
-    )
+    flip_tag = "" if args.flip else "-noflip"
+    stem = args.name or f"accuracy-{args.pairs.stem}-{args.detector}-{args.model}{flip_tag}"
     out = RESULTS / f"{stem}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     Console().print(f"wrote {out}")

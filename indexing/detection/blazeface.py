@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 
 from indexing.detection.base import Detection
 from indexing.detection.dlib_hog import DlibHogDetector
+from indexing.detection.refine import hog_box_near
 from indexing.types import BBox, RGBImage
 
 # BlazeFace's square box is larger than a dlib HOG box around the same face; this
@@ -207,11 +208,24 @@ class BlazeFaceDetector:
         self.tile_fraction = tile_fraction
         self._verifier = DlibHogDetector(adjust_threshold=-0.5)
 
-    def _tiled(self, image: RGBImage, found: list[Detection]) -> list[Detection]:
-        h, w = image.shape[:2]
+    def _work_image(self, image: RGBImage) -> tuple[RGBImage, float]:
+        """The image shrunk once (area filter, the slow part) to a side where every
+        tile still fills the model input twice over; the full pass and the tiles are
+        both cut from it."""
+        work_side = 2 * FULL_RANGE.size / self.tile_fraction
+        scale = min(1.0, work_side / max(image.shape[:2]))
+        if scale == 1.0:
+            return image, 1.0
+        size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+        return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
+
+    def _tiled(self, image: RGBImage) -> list[Detection]:
+        work, scale = self._work_image(image)
+        found = [_moved(d, 0, 0, 1.0 / scale) for d in self.full.run(work)]
+        h, w = work.shape[:2]
         for top, left, bottom, right in _tiles(h, w, self.tile_fraction):
-            for d in self.full.run(image[top:bottom, left:right]):
-                moved = _shift(d, left, top)
+            for d in self.full.run(work[top:bottom, left:right]):
+                moved = _moved(d, left, top, 1.0 / scale)
                 # A face seen whole in the full image, or in an earlier tile, is kept once.
                 if all(_overlap_of_smaller(moved.bbox, k.bbox) < 0.5 for k in found):
                     if self._confirmed(image, moved.bbox):
@@ -222,31 +236,30 @@ class BlazeFaceDetector:
         """Tiles see more candidates, and more impostors (hands, patterns): a face
         found only in a tile must also be found by dlib's HOG detector in a crop
         around it, resized so the face is ~120 px (bounded cost: ~5 ms)."""
-        cx, cy, r = (box.left + box.right) / 2, (box.top + box.bottom) / 2, box.width * 1.2
-        h, w = image.shape[:2]
-        top, left = max(0, int(cy - r)), max(0, int(cx - r))
-        crop = image[top : min(h, int(cy + r)), left : min(w, int(cx + r))]
-        if crop.size == 0:
-            return False
-        scale = 120.0 / max(box.width, 1.0)
-        size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
-        crop = np.ascontiguousarray(cv2.resize(crop, size, interpolation=cv2.INTER_LINEAR))
-        return bool(self._verifier.detect(crop))
+        return hog_box_near(self._verifier, image, box, face_px=120.0, margin=1.2) is not None
 
     def detect(self, image: RGBImage) -> list[Detection]:
-        found = self.full.run(image)
         if self.tile_min_side is not None and max(image.shape[:2]) >= self.tile_min_side:
-            found = self._tiled(image, found)
+            found = self._tiled(image)
+        else:
+            found = self.full.run(image)
         if not found and self.fallback:
             found = self.short.run(image)
         return found
 
 
-def _shift(d: Detection, dx: float, dy: float) -> Detection:
+def _moved(d: Detection, dx: float, dy: float, scale: float) -> Detection:
+    """A detection in a tile (offset dx, dy) of an image shrunk by 1/scale, in the
+    original image's pixels."""
     b = d.bbox
-    kps = None if d.keypoints is None else d.keypoints + np.float32([dx, dy])
+    kps = None if d.keypoints is None else (d.keypoints + np.float32([dx, dy])) * scale
     return Detection(
-        bbox=BBox(b.left + dx, b.top + dy, b.right + dx, b.bottom + dy),
+        bbox=BBox(
+            (b.left + dx) * scale,
+            (b.top + dy) * scale,
+            (b.right + dx) * scale,
+            (b.bottom + dy) * scale,
+        ),
         score=d.score,
         keypoints=kps,
         roll=d.roll,

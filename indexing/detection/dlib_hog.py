@@ -34,6 +34,7 @@ class DlibHogDetector:
             Detection(
                 bbox=BBox(float(r.left()), float(r.top()), r.right() + 1.0, r.bottom() + 1.0),
                 score=float(s),
+                dlib_box=True,
             )
             for r, s in zip(rects, scores, strict=True)
         ]
