@@ -121,7 +121,7 @@ def main() -> None:
             f"{r['decode_to_align']:.1f}",
             f"{r['total']:.1f}",
         )
-    Console().print(table)
+    Console(width=200).print(table)
     out = ROOT / "results" / "pipeline_latency.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {
