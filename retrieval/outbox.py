@@ -75,6 +75,8 @@ def _deliver_batch(conn: Connection, index: VectorIndex, store: ExternalStore, b
             if (row := current.get(tid)) is not None and row[3] == model_id
         ]
         gone = [tid for tid in template_ids if tid not in current]
+        # A model registered after the engine was set up has no collection yet.
+        index.ensure_model(conn, model_id, index.pg.dim(conn, model_id))
         store.upsert(model_id, points)
         store.delete(model_id, gone)
     raw.execute(

@@ -124,3 +124,15 @@ def test_background_relay_delivers_and_stops(engine: Engine, external):
         thread.join(10)
     assert not thread.is_alive()
     assert _count(engine, external) == 10
+
+
+def test_relay_creates_the_collection_of_a_model_it_has_not_seen(engine: Engine, external):
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO models (id, dim, metric, threshold, version)"
+            " VALUES (%s, 32, 'cosine', 0.5, '1')",
+            (MODEL,),
+        )
+        make_gallery(conn, external, np.random.default_rng(13), subjects=3, per_subject=2)
+    assert drain(engine.begin, external) == 6
+    assert _count(engine, external) == 6
