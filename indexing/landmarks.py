@@ -10,7 +10,8 @@ Returned ``landmarks`` (5×2 float32, image pixels) are in ArcFace's order:
 eye on the image left, eye on the image right, nose, mouth corner on the image left,
 mouth corner on the image right. dlib's model has no mouth points: the mouth corners
 are estimated from BlazeFace's mouth keypoint when there is one, otherwise from the
-eye–nose geometry (good enough to orient a chip, not to measure a mouth).
+eye–nose geometry (good enough to orient a chip, not to measure a mouth). A
+detector that measures all five points (SCRFD) supplies them instead.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ ROLL_STRAIGHTEN_DEG = 15.0
 # (medians over 401 faces of lfw-dev, HOG upsampled once): centre offset along the
 # eye line and perpendicular to it, and box width.
 _HOG_BOX_DX, _HOG_BOX_DY, _HOG_BOX_W = -0.148, 0.580, 4.53
-_KP_MOUTH = 3  # BlazeFace keypoint index
 # In ArcFace's template the mouth corners are 0.83 eye-distances apart; the mouth
 # sits ~0.68 of the eye-to-nose-base distance below dlib's nose base point.
 _MOUTH_WIDTH = 0.83
@@ -132,6 +132,8 @@ def hog_box_from_points(points: NDArray[np.float32]) -> tuple[float, float, floa
 
 
 def _five_points(dlib_pts: NDArray[np.float32], face: Detection) -> Landmarks:
+    if face.five_points is not None:
+        return face.five_points.astype(np.float32)
     eye_a = dlib_pts[0:2].mean(axis=0)
     eye_b = dlib_pts[2:4].mean(axis=0)
     # dlib's points 2–3 are the eye on the image left of an upright face; points found
@@ -139,8 +141,8 @@ def _five_points(dlib_pts: NDArray[np.float32], face: Detection) -> Landmarks:
     left_eye, right_eye = eye_b, eye_a
     nose = dlib_pts[4]
     eye_mid = (left_eye + right_eye) / 2
-    if face.keypoints is not None:
-        mouth = face.keypoints[_KP_MOUTH]
+    if face.mouth is not None:
+        mouth = face.mouth
     else:
         mouth = nose + (nose - eye_mid) * _MOUTH_BELOW_NOSE
     half = (right_eye - left_eye) * _MOUTH_WIDTH / 2

@@ -267,7 +267,12 @@ def build_pipeline(
     )
     return FacePipeline(
         config,
-        detector=build_detector(config.detector, score_threshold=config.detector_score_threshold),
+        detector=build_detector(
+            config.detector,
+            score_threshold=config.detector_score_threshold,
+            model_dir=config.model_dir,
+            intra_op_threads=config.intra_op_threads,
+        ),
         landmarks=LandmarkPredictor(),
         models=ModelRegistry(context),
         metrics=PipelineMetrics(metrics_registry or CollectorRegistry()),

@@ -25,6 +25,11 @@ class Detection:
     roll: float | None = None
     # True when dlib's own detector drew the box (no refitting needed).
     dlib_box: bool = False
+    # Mouth centre in image pixels, when the detector gives one (BlazeFace).
+    mouth: NDArray[np.float32] | None = None
+    # ArcFace-order 5 points measured by the detector itself (SCRFD); preferred over
+    # the ones derived from dlib's predictor for ArcFace alignment and for reporting.
+    five_points: NDArray[np.float32] | None = None
 
 
 class Detector(Protocol):

@@ -27,7 +27,7 @@ from indexing.types import BBox, RGBImage
 DLIB_BOX_SCALE = 0.92
 # Keypoint order of both models: right eye, left eye (the subject's), nose tip,
 # mouth centre, right ear tragion, left ear tragion.
-KP_RIGHT_EYE, KP_LEFT_EYE = 0, 1
+KP_RIGHT_EYE, KP_LEFT_EYE, KP_MOUTH = 0, 1, 3
 NMS_IOU = 0.3
 RAW_SCORE_LIMIT = 80.0
 
@@ -166,6 +166,7 @@ def _to_detection(box: NDArray[np.float32], kps: NDArray[np.float32], score: flo
         score=float(score),
         keypoints=kps,
         roll=roll,
+        mouth=kps[KP_MOUTH],
     )
 
 
@@ -263,4 +264,5 @@ def _moved(d: Detection, dx: float, dy: float, scale: float) -> Detection:
         score=d.score,
         keypoints=kps,
         roll=d.roll,
+        mouth=None if kps is None else kps[KP_MOUTH],
     )

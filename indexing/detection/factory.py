@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from indexing.detection.base import Detection, Detector
 from indexing.detection.blazeface import (
     FULL_RANGE,
@@ -10,6 +12,7 @@ from indexing.detection.blazeface import (
     BlazeFaceModel,
 )
 from indexing.detection.dlib_hog import DlibHogDetector
+from indexing.errors import ModelUnavailable
 from indexing.types import RGBImage
 
 DETECTORS = {
@@ -18,6 +21,7 @@ DETECTORS = {
     "blazeface-short": "BlazeFace short range only (faces filling the frame)",
     "dlib-hog": "dlib HOG, image as is",
     "dlib-hog-up1": "dlib HOG, image upsampled once (dlib's reference setting; 4× slower)",
+    "scrfd": "InsightFace SCRFD from the pack in FACEPRINT_MODEL_DIR (onnxruntime)",
 }
 
 
@@ -30,7 +34,13 @@ class _SingleBlazeFace:
         return self._model.run(image)
 
 
-def build_detector(name: str, *, score_threshold: float = 0.5) -> Detector:
+def build_detector(
+    name: str,
+    *,
+    score_threshold: float = 0.5,
+    model_dir: Path | None = None,
+    intra_op_threads: int = 1,
+) -> Detector:
     if name == "blazeface":
         return BlazeFaceDetector(score_threshold=score_threshold)
     if name == "blazeface-full":
@@ -41,4 +51,14 @@ def build_detector(name: str, *, score_threshold: float = 0.5) -> Detector:
         return DlibHogDetector(upsample=0)
     if name == "dlib-hog-up1":
         return DlibHogDetector(upsample=1)
+    if name == "scrfd":
+        if model_dir is None:
+            raise ModelUnavailable("scrfd", "FACEPRINT_MODEL_DIR is not set")
+        from indexing.detection.scrfd import ScrfdDetector, find_scrfd_model
+
+        return ScrfdDetector(
+            find_scrfd_model(model_dir),
+            score_threshold=score_threshold,
+            intra_op_threads=intra_op_threads,
+        )
     raise ValueError(f"unknown detector {name!r}; known: {', '.join(DETECTORS)}")
