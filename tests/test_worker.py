@@ -166,7 +166,7 @@ def test_a_reindex_started_after_embedding_makes_the_job_embed_again(
     from service.jobs.runner import BatchOutcome
 
     outcome = BatchOutcome()
-    runner._finish(batch[0], prepared[0], outcome)  # noqa: SLF001
+    runner._finish_batch(batch, prepared, outcome)  # noqa: SLF001
     assert outcome.retried == 1
     with client.app.state.engine.begin() as conn:
         conn.execute(text("UPDATE jobs SET run_after = now()"))

@@ -155,9 +155,7 @@ class JobRunner:
                 log.exception("batch preparation failed")
                 prepared = [exc] * len(batch)
             outcome = BatchOutcome()
-            faces = 0
-            for job, value in zip(batch, prepared, strict=True):
-                faces += self._finish(job, value, outcome)
+            faces = self._finish_batch(batch, prepared, outcome)
         finally:
             finished.set()
             beat.join()
@@ -168,28 +166,40 @@ class JobRunner:
             self.metrics.faces_per_second.set(faces / elapsed)
         return outcome
 
-    def _finish(self, job: ClaimedJob, value: Any, outcome: BatchOutcome) -> int:
+    def _finish_batch(
+        self, batch: Sequence[ClaimedJob], prepared: Sequence[Any], outcome: BatchOutcome
+    ) -> int:
+        """Write every job's effects and completion in ONE transaction (one commit per batch,
+        not per job), each job inside a savepoint so that one job's failure rolls back only
+        that job. Each job row is locked and its lease checked first: a job taken over by
+        another worker is skipped, so its effects land exactly once."""
         worker = self.config.worker_id
-        if not isinstance(value, BaseException):
-            with self.sessions() as session:
+        failures: list[tuple[ClaimedJob, BaseException]] = []
+        done: list[dict[str, Any]] = []
+        with self.sessions() as session:
+            for job, value in zip(batch, prepared, strict=True):
+                if isinstance(value, BaseException):
+                    failures.append((job, value))
+                    continue
                 if not queue.lock_owned(session, job.id, worker):
-                    session.rollback()
                     outcome.lost += 1
                     log.warning("lease on job %s was lost; another worker owns it", job.id)
-                    return 0
+                    continue
                 try:
-                    result = self.handler.apply(session, job, value)
-                    queue.complete(session, job.id, worker, result)
-                    session.commit()
-                    outcome.done += 1
-                    self.metrics.jobs.labels("done").inc()
-                    return int(result.get("faces", 1))
+                    with session.begin_nested():
+                        result = self.handler.apply(session, job, value)
+                        queue.complete(session, job.id, worker, result)
+                    done.append(result)
                 except Exception as exc:  # noqa: BLE001 - recorded on the job below
-                    session.rollback()
-                    value = exc
-        return self._record_failure(job, value, outcome)
+                    failures.append((job, exc))
+            session.commit()
+        outcome.done += len(done)
+        self.metrics.jobs.labels("done").inc(len(done))
+        for job, exc in failures:
+            self._record_failure(job, exc, outcome)
+        return sum(int(result.get("faces", 1)) for result in done)
 
-    def _record_failure(self, job: ClaimedJob, exc: BaseException, outcome: BatchOutcome) -> int:
+    def _record_failure(self, job: ClaimedJob, exc: BaseException, outcome: BatchOutcome) -> None:
         permanent = isinstance(exc, PermanentJobError)
         reason = exc.reason if isinstance(exc, PermanentJobError) else type(exc).__name__
         detail = exc.detail if isinstance(exc, PermanentJobError) else f"{reason}: {exc}"
@@ -215,7 +225,6 @@ class JobRunner:
             outcome.retried += 1
         else:
             outcome.lost += 1
-        return 0
 
     # -- the loop ---------------------------------------------------------------------
 
