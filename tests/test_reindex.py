@@ -173,6 +173,11 @@ def test_reindex_while_verifying_then_activate_and_rollback(
     after = {p: _verify(client, gallery, probe, p) for p in ("obama", "biden")}
     assert after["obama"]["model_id"] == NEW and after["obama"]["match"]
     assert not after["biden"]["match"]
+    found = client.post(
+        f"/v1/galleries/{gid}/search", files=_upload(probe), headers=gallery["headers"]
+    ).json()
+    assert found["model_id"] == NEW
+    assert found["candidates"][0]["subject_id"] == gallery["subjects"]["obama"]
     with engine.connect() as conn:
         job = conn.execute(
             text("SELECT status, result FROM jobs WHERE id = :id"), {"id": job_id}
