@@ -77,12 +77,13 @@ def face_boxes() -> dict[str, tuple[float, float, float, float]]:
     """Where the face is in each source photo (found once with the service's detector)."""
     from indexing.pipeline import PipelineConfig, build_pipeline
 
-    pipeline = build_pipeline(PipelineConfig(cache_dir=Path(tempfile.mkdtemp())))
     boxes = {}
-    for name in SOURCES:
-        faces = pipeline.detect((FACES / name).read_bytes())
-        box = faces[0].bbox
-        boxes[name] = (box.left, box.top, box.right, box.bottom)
+    with tempfile.TemporaryDirectory() as cache:
+        pipeline = build_pipeline(PipelineConfig(cache_dir=Path(cache)))
+        for name in SOURCES:
+            faces = pipeline.detect((FACES / name).read_bytes())
+            box = faces[0].bbox
+            boxes[name] = (box.left, box.top, box.right, box.bottom)
     return boxes
 
 
@@ -409,8 +410,8 @@ def model_gflops() -> float:
 
     from indexing.dlib_onnx.cache import ensure_graph
 
-    graph = ensure_graph(Path(tempfile.mkdtemp()))
-    model = onnx.load(str(graph.path))
+    with tempfile.TemporaryDirectory() as cache:
+        model = onnx.load(str(ensure_graph(Path(cache)).path))
     dim = model.graph.input[0].type.tensor_type.shape.dim[0]
     dim.ClearField("dim_param")
     dim.dim_value = 1
