@@ -130,6 +130,7 @@ class _Pending:
     image_key: str
     model_ids: tuple[str, ...]
     allow_multiple: bool
+    check_quality: bool
 
 
 def _permanent(exc: Exception) -> PermanentJobError:
@@ -139,8 +140,9 @@ def _permanent(exc: Exception) -> PermanentJobError:
 
 class EnrollmentHandler:
     """``enroll_face`` jobs, written by :func:`service.faces.enroll_async` (payload
-    ``{"face_id", "allow_multiple"}``): the pending face's original is analysed in a
-    batch and :func:`service.enrollment.complete_pending` writes the result."""
+    ``{"face_id", "allow_multiple"}``, optionally ``"check_quality"``): the pending face's
+    original is analysed in a batch and :func:`service.enrollment.complete_pending` writes
+    the result."""
 
     kinds = (ENROLL_JOB,)
 
@@ -164,7 +166,8 @@ class EnrollmentHandler:
                 continue
             models = tuple(m for m in (row.active_model_id, row.pending_model_id) if m)
             allow = bool(job.payload.get("allow_multiple", False))
-            out.append(_Pending(job, face_id, row.image_key, models, allow))
+            check = bool(job.payload.get("check_quality", True))
+            out.append(_Pending(job, face_id, row.image_key, models, allow, check))
         return out
 
     def prepare(self, jobs: Sequence[ClaimedJob]) -> list[Any]:
@@ -195,7 +198,7 @@ class EnrollmentHandler:
             return _permanent(faces)
         chosen = list(faces)[:1] if item.allow_multiple else list(faces)
         try:
-            face = select_enrollment_face(chosen, check_quality=True)
+            face = select_enrollment_face(chosen, check_quality=item.check_quality)
         except FaceError as exc:
             return _permanent(exc)
         return PreparedEnrollment(item.face_id, face, item.model_ids)
