@@ -157,7 +157,7 @@ def main() -> None:
         "--flip",
         action=argparse.BooleanOptionalAction,
         default=PipelineConfig().flip_average,
-        help="average embeddings with the mirror image (the pipeline's default: on)",
+        help="average embeddings with the mirror image (default: the pipeline's default)",
     )
     ap.add_argument(
         "--pick", choices=["centre", "largest"], default="centre", help="which face of a photo"
@@ -225,7 +225,7 @@ def main() -> None:
         "errors": int((impostor >= spec.threshold).sum() + (genuine < spec.threshold).sum()),
     }
 
-    flip_note = "" if args.flip else " (no flip)"
+    flip_note = " + mirror averaging" if args.flip else ""
     table = Table(title=f"{args.pairs.name}: {args.detector} + {args.model}{flip_note}")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -252,7 +252,7 @@ def main() -> None:
     Console().print(table)
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    flip_tag = "" if args.flip else "-noflip"
+    flip_tag = "-flip" if args.flip else ""
     stem = args.name or f"accuracy-{args.pairs.stem}-{args.detector}-{args.model}{flip_tag}"
     out = RESULTS / f"{stem}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")

@@ -249,3 +249,14 @@ def test_registry_and_unavailable_models(pipeline: FacePipeline) -> None:
     data = (FACES_DIR / "identities" / "rose_leslie" / "rose1.jpg").read_bytes()
     with pytest.raises(ModelUnavailable):
         pipeline.analyze(data, model_ids=["no-such-model"])
+
+
+def test_mirror_averaging_has_its_own_calibrated_threshold(tmp_path: Path) -> None:
+    plain = build_pipeline(PipelineConfig(cache_dir=tmp_path))
+    flipped = build_pipeline(PipelineConfig(cache_dir=tmp_path, flip_average=True))
+    assert plain.spec(DLIB).threshold != flipped.spec(DLIB).threshold
+    assert "mirror" in flipped.spec(DLIB).calibrated_on
+    data = (FACES_DIR / "identities" / "rose_leslie" / "rose2.jpg").read_bytes()
+    a = plain.analyze(data, model_ids=[DLIB])[0].embeddings[DLIB]
+    b = flipped.analyze(data, model_ids=[DLIB])[0].embeddings[DLIB]
+    assert 0.97 < float(a @ b) < 0.99999  # the same space, not the same vector
