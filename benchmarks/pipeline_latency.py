@@ -25,6 +25,7 @@ from rich.progress import track
 from rich.table import Table
 
 from indexing.detection.factory import DETECTORS
+from indexing.errors import ModelUnavailable
 from indexing.pipeline import FacePipeline, PipelineConfig, build_pipeline
 from indexing.timings import STAGES, StageTimings
 
@@ -85,7 +86,11 @@ def main() -> None:
     images = {name: _jpeg(size) for name, size in SIZES.items()}
     rows = []
     for detector in args.detectors:
-        pipe = build_pipeline(PipelineConfig(detector=detector, model_dir=args.model_dir))
+        try:
+            pipe = build_pipeline(PipelineConfig(detector=detector, model_dir=args.model_dir))
+        except ModelUnavailable as exc:  # e.g. SCRFD without a pack: say so, go on
+            Console().print(f"skipped {detector}: {exc.reason}")
+            continue
         models = [m for m in pipe.models.ids() if pipe.models.available(m)]
         for model in models:
             for size, data in track(list(images.items()), description=f"{detector} + {model}"):
