@@ -23,7 +23,7 @@ def list_verifications(
     cursor: str | None = None,
     gallery: uuid.UUID | None = None,
     subject: uuid.UUID | None = None,
-    kind: Literal["verify", "search"] | None = None,
+    kind: Literal["verify", "search", "liveness"] | None = None,
     match: bool | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
