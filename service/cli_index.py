@@ -10,34 +10,17 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from retrieval.base import IndexConfig
 from retrieval.factory import build_index
 from retrieval.outbox import drain
 from retrieval.rebuild import rebuild
+from service.components import index_config
 from service.logging_setup import configure_logging
 from service.runtime import sessions
-from service.settings import Settings, get_settings
+from service.settings import get_settings
 
 index_app = typer.Typer(
     help="Manage the vector index (pgvector, Qdrant, Milvus).", no_args_is_help=True
 )
-
-
-def index_config(settings: Settings) -> IndexConfig:
-    """The retrieval configuration the settings describe; the embedded engines keep their
-    files in the data directory."""
-    return IndexConfig(
-        backend=settings.vector_backend,
-        m=settings.hnsw_m,
-        ef_construction=settings.hnsw_ef_construction,
-        ef_search=settings.hnsw_ef_search,
-        qdrant_url=settings.qdrant_url,
-        qdrant_api_key=(
-            settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
-        ),
-        qdrant_edge_path=settings.data_dir / "qdrant-edge",
-        milvus_uri=settings.milvus_uri or str(settings.data_dir / "milvus.db"),
-    )
 
 
 @index_app.command("rebuild")

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from retrieval.factory import build_index
 from service.cli import app
-from service.cli_index import index_config
+from service.components import index_config
 from service.settings import Settings, get_settings
 from tests.retrieval.conftest import MODEL, make_gallery, register_model
 
