@@ -9,7 +9,6 @@ session state machine and the passive signals come from ``liveness``.
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field, replace
@@ -21,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from indexing.errors import CorruptImage, ImageError, ImageTooLarge, UnsupportedImage
-from indexing.pipeline import FacePipeline, build_pipeline
+from indexing.pipeline import FacePipeline
 from liveness.actions import ChallengePolicy, random_actions
 from liveness.features import FeatureExtractor
 from liveness.frames import measure_frame
@@ -30,7 +29,6 @@ from liveness.passive.onnx_model import load_operator_model
 from liveness.session import PASSED, Observation, SessionState, advance, expire_if_due
 from liveness.tracking import TrackState
 from service.auth.principal import Principal
-from service.components import pipeline_config
 from service.db.models import LivenessSession, Verification
 from service.problems import (
     Conflict,
@@ -73,19 +71,11 @@ class LivenessRuntime:
     passive: PassiveChecker
     policy: ChallengePolicy = field(default_factory=ChallengePolicy)
     session_ttl_s: float = 120.0
-    model_id: str = "dlib-resnet-v1"
-    _pipeline: FacePipeline | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    model_id: str = "dlib-resnet-v1-onnx"
 
     def pipeline(self, app_state: Any) -> FacePipeline:
-        components = getattr(app_state, "components", None)
-        shared = getattr(components, "pipeline", None)
-        if shared is not None:
-            return shared
-        with self._lock:
-            if self._pipeline is None:
-                self._pipeline = build_pipeline(pipeline_config(self.settings))
-            return self._pipeline
+        """The app's one face pipeline (built in lifespan with the other components)."""
+        return app_state.components.pipeline
 
 
 def build_runtime(settings: Settings) -> LivenessRuntime:
