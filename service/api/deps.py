@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -64,10 +64,10 @@ def get_principal(
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def require(role: Role) -> Callable[[Principal], Principal]:
+def require(role: Role) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency that admits callers of ``role`` or above."""
 
-    def check(principal: CurrentPrincipal) -> Principal:
+    async def check(principal: CurrentPrincipal) -> Principal:  # async: no thread hop
         if not principal.can_act_as(role):
             raise Forbidden(f"this needs the {role.value} role; the caller is {principal.role}")
         return principal
@@ -80,7 +80,7 @@ OperatorPrincipal = Annotated[Principal, Depends(require(Role.operator))]
 ClientPrincipal = Annotated[Principal, Depends(require(Role.client))]
 
 
-def get_components(request: Request) -> Components:
+async def get_components(request: Request) -> Components:
     return request.app.state.components
 
 
