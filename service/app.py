@@ -51,6 +51,7 @@ def create_app(
         app.state.components = components
         app.state.readiness_probes["index"] = lambda: _index_problem(components)
         components.start_relay()
+        components.start_warm_up()
         try:
             yield
         finally:

@@ -3,6 +3,7 @@ the face pipeline, the vector index, the image store and the CPU thread pool."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections.abc import Callable, Sequence
@@ -21,10 +22,12 @@ from retrieval import outbox
 from retrieval.base import IndexConfig, VectorIndex
 from retrieval.factory import build_index
 from retrieval.templates import ensure_model_index
+from retrieval.warmup import warm_up
 from service.datadir import Secrets
 from service.settings import Settings
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def index_config(settings: Settings) -> IndexConfig:
@@ -96,6 +99,20 @@ class Components:
     async def run_cpu(self, fn: Callable[..., T], *args: object) -> T:
         """Run CPU-bound work in a worker thread so the event loop keeps serving."""
         return await anyio.to_thread.run_sync(fn, *args, limiter=self.cpu_limiter)
+
+    def start_warm_up(self) -> None:
+        """Load each model's HNSW index into shared buffers in the background, so the
+        first searches after a restart do not wait on disk (pgvector, pg_prewarm)."""
+        threading.Thread(target=self._warm_up, name="index-warm-up", daemon=True).start()
+
+    def _warm_up(self) -> None:
+        try:
+            blocks = warm_up(self.engine, self.index)
+        except Exception:  # noqa: BLE001 - an optimisation; serving goes on without it
+            log.exception("index warm-up failed")
+            return
+        if blocks:
+            log.info("index warmed up", extra={"blocks": blocks})
 
     def start_relay(self) -> None:
         if self.index.external and self._relay is None:

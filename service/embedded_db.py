@@ -50,6 +50,37 @@ def _sqlalchemy_url(libpq_uri: str, database: str) -> str:
     return f"postgresql+psycopg://{user}@/{database}?host={host}"
 
 
+def memory_settings() -> dict[str, str]:
+    """Server memory for a machine that runs mostly Faceprint: shared buffers a quarter of
+    RAM (PostgreSQL's usual advice; the HNSW index should live there), and enough
+    maintenance memory that an HNSW build stays in memory."""
+    total_mb = psutil.virtual_memory().total // (1024 * 1024)
+    shared = max(128, min(total_mb // 4, 8192))
+    maintenance = max(64, min(total_mb // 16, 2048))
+    return {"shared_buffers": f"{shared}MB", "maintenance_work_mem": f"{maintenance}MB"}
+
+
+def _tune(libpq_uri: str) -> None:
+    """ALTER SYSTEM once; maintenance_work_mem applies on reload, shared_buffers from the
+    next start of the embedded server."""
+    wanted = memory_settings()
+    with psycopg.connect(libpq_uri, autocommit=True) as conn:
+        changed = False
+        for name, value in wanted.items():
+            row = conn.execute(
+                "SELECT setting FROM pg_file_settings WHERE name = %s AND applied IS NOT NULL"
+                " ORDER BY seqno DESC LIMIT 1",
+                (name,),
+            ).fetchone()
+            if row is None or row[0] != value:
+                conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(
+                    sql.Identifier(name), sql.Literal(value)
+                ))  # fmt: skip
+                changed = True
+        if changed:
+            conn.execute("SELECT pg_reload_conf()")
+
+
 def _ensure_database(libpq_uri: str, database: str) -> None:
     with psycopg.connect(libpq_uri, autocommit=True) as conn:
         exists = conn.execute(
@@ -78,6 +109,7 @@ class EmbeddedPostgres:
         self._server = server
         uri = server.get_uri("postgres")
         _ensure_database(uri, DATABASE_NAME)
+        _tune(uri)
         return _sqlalchemy_url(uri, DATABASE_NAME)
 
     def admin_uri(self) -> str:

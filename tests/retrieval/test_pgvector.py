@@ -116,8 +116,10 @@ def test_warm_up_prewarms_each_model_index(engine: Engine, pgv: PgVectorIndex):
     with engine.begin() as conn:
         register_model(conn, pgv)
         make_gallery(conn, pgv, np.random.default_rng(5), subjects=5, per_subject=2)
-    assert warm_up(engine, pgv) == {}  # no extension yet
     with engine.begin() as conn:
+        conn.exec_driver_sql("DROP EXTENSION pg_prewarm")
+    assert warm_up(engine, pgv) == {}  # without the extension: nothing, no error
+    with engine.begin() as conn:  # migration 0002 installs it
         conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
     blocks = warm_up(engine, pgv)
     assert list(blocks) == [MODEL] and blocks[MODEL] > 0
