@@ -136,7 +136,6 @@ class Candidate(BaseModel):
     external_id: str
     display_name: str | None
     similarity: float
-    face_id: uuid.UUID | None = None
 
 
 class SearchResponse(BaseModel):
