@@ -46,6 +46,16 @@ class RequestContextMiddleware:
                 status_holder["status"] = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
+                # The server's whole share of the request, from the first byte read to
+                # the answer: beside the route's own entries (pipeline stages), it shows
+                # what parsing, auth, the index query and the history write cost.
+                total = f"total;dur={(time.perf_counter() - started) * 1000:.2f}".encode()
+                timing = [i for i, (k, _) in enumerate(headers) if k.lower() == b"server-timing"]
+                if timing:
+                    key, value = headers[timing[0]]
+                    headers[timing[0]] = (key, value + b", " + total)
+                else:
+                    headers.append((b"server-timing", total))
                 message["headers"] = headers
             await send(message)
 
