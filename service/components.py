@@ -24,6 +24,7 @@ from retrieval.factory import build_index
 from retrieval.templates import ensure_model_index
 from retrieval.warmup import warm_up
 from service.datadir import Secrets
+from service.db.models import Model
 from service.settings import Settings
 
 T = TypeVar("T")
@@ -84,6 +85,19 @@ class Components:
     cpu_limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(4))
     _relay_stop: threading.Event = field(default_factory=threading.Event)
     _relay: threading.Thread | None = None
+
+    _thresholds: dict[str, float] = field(default_factory=dict)
+
+    def threshold(self, session: Session, model_id: str) -> float:
+        """The model's decision threshold as registered in the models table (read once
+        per process: it is fixed when the model is registered)."""
+        cached = self._thresholds.get(model_id)
+        if cached is None:
+            row = session.get(Model, model_id)
+            spec_value = self.pipeline.spec(model_id).threshold
+            cached = float(row.threshold) if row is not None else spec_value
+            self._thresholds[model_id] = cached
+        return cached
 
     @property
     def default_model(self) -> str:

@@ -18,10 +18,10 @@ from indexing.timings import StageTimings
 from retrieval.ranking import search_subjects
 from service.auth.principal import Principal
 from service.components import Components, probe_image_key
-from service.db.models import Gallery, Model, Subject, Verification
-from service.problems import Unprocessable
+from service.db.models import Gallery, Subject, Verification
+from service.galleries import get_visible
+from service.problems import NotFound, Unprocessable
 from service.request_context import current_request_id
-from service.subjects import get_by_external_id, get_in_gallery
 
 
 class NoTemplates(Unprocessable):
@@ -62,8 +62,7 @@ def probe_face(
 
 
 def threshold_for(session: Session, components: Components, model_id: str) -> float:
-    row = session.get(Model, model_id)
-    return float(row.threshold) if row is not None else components.pipeline.spec(model_id).threshold
+    return components.threshold(session, model_id)
 
 
 def _principal_fields(principal: Principal) -> dict[str, str]:
@@ -91,17 +90,27 @@ def resolve_verify_target(
     subject_id: uuid.UUID | None,
     external_id: str | None,
 ) -> tuple[Gallery, Subject]:
+    """The gallery and subject of a 1:1 verify, in one query (this is on the hot path).
+    A gallery the caller may not see is reported exactly like a missing one."""
     if gallery_id is None:
         raise Unprocessable("give gallery with subject or external_id, or a reference_image")
+    query = select(Gallery, Subject).join(Subject, Subject.gallery_id == Gallery.id)
+    query = query.where(Gallery.id == gallery_id)
     if subject_id is not None:
-        subject = get_in_gallery(session, principal, gallery_id, subject_id)
+        query = query.where(Subject.id == subject_id)
+        missing = f"no subject {subject_id} in gallery {gallery_id}"
     elif external_id is not None:
-        subject = get_by_external_id(session, principal, gallery_id, external_id)
+        query = query.where(Subject.external_id == external_id)
+        missing = f"no subject with external_id {external_id!r} in gallery {gallery_id}"
     else:
         raise Unprocessable("give subject (id) or external_id with gallery")
-    gallery = session.get(Gallery, gallery_id)
-    assert gallery is not None
-    return gallery, subject
+    if not principal.sees_gallery(gallery_id):
+        raise NotFound(f"no gallery {gallery_id}")
+    row = session.execute(query).first()
+    if row is None:
+        get_visible(session, principal, gallery_id)  # say which of the two is missing
+        raise NotFound(missing)
+    return row[0], row[1]
 
 
 def verify_against_subject(

@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
-from service.auth.api_keys import authenticate_api_key
+from service.auth.api_keys import AUTH_WROTE, authenticate_api_key
 from service.auth.principal import Principal, Role
 from service.components import Components
 from service.problems import Forbidden, Unauthorized
@@ -56,8 +56,10 @@ def get_principal(
         if principal is None:
             raise Unauthorized("send an X-API-Key header or an Authorization: Bearer token")
     request.state.principal = principal
-    # Commit last_used_at now: a later failure in the route must not undo it, nor be undone.
-    session.commit()
+    # Commit last_used_at now: a later failure in the route must not undo it. Most
+    # requests wrote nothing, and skip the round trip.
+    if session.info.pop(AUTH_WROTE, False):
+        session.commit()
     return principal
 
 

@@ -20,6 +20,8 @@ from service.auth.principal import Principal, Role
 from service.db.models import ApiKey
 
 KEY_PREFIX = "fp_"
+# Set on the session when authentication wrote something that must be committed.
+AUTH_WROTE = "auth_wrote"
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ def authenticate_api_key(session: Session, presented: str) -> Principal | None:
     # Coarse last_used_at: one write a minute per key at most, not one per request.
     if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
         session.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))
+        session.info[AUTH_WROTE] = True
     return Principal(
         kind="api_key",
         id=str(row.id),
