@@ -49,7 +49,13 @@ class RequestContextMiddleware:
                 # The server's whole share of the request, from the first byte read to
                 # the answer: beside the route's own entries (pipeline stages), it shows
                 # what parsing, auth, the index query and the history write cost.
-                total = f"total;dur={(time.perf_counter() - started) * 1000:.2f}".encode()
+                now = time.perf_counter()
+                total = f"total;dur={(now - started) * 1000:.2f}"
+                received = scope.get("state", {}).get("body_received_at")
+                if received is not None:
+                    # Without the upload's transfer time, which the client and network set.
+                    total += f", handling;dur={(now - received) * 1000:.2f}"
+                total = total.encode()
                 timing = [i for i, (k, _) in enumerate(headers) if k.lower() == b"server-timing"]
                 if timing:
                     key, value = headers[timing[0]]

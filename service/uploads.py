@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,6 +95,8 @@ async def read_upload(
     upload = Upload()
     if content_type == "multipart/form-data":
         form = await request.form(max_files=max_images, max_fields=32)
+        # The body is in: from here on the time is the service's, not the network's.
+        request.state.body_received_at = time.perf_counter()
         for key, value in form.multi_items():
             if isinstance(value, UploadFile):
                 if key in image_fields:
@@ -103,6 +106,7 @@ async def read_upload(
         return upload
     if content_type in ("application/json", ""):
         body = await _read_body_capped(request, total_limit)
+        request.state.body_received_at = time.perf_counter()
         try:
             payload = json.loads(body) if body else {}
         except ValueError as exc:
