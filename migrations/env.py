@@ -1,14 +1,14 @@
-"""Alembic environment: the URL comes from the caller (``service.migrate``), never a file."""
+"""Alembic environment. The URL and the models' metadata come from the caller
+(``service.migrate``), never from a file or an import: migrations depend on nothing."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from service.db.models import Base
-
 config = context.config
-target_metadata = Base.metadata
+# For autogenerate and comparisons; plain upgrades do not need it.
+target_metadata = config.attributes.get("target_metadata")
 
 
 def run_migrations_offline() -> None:
