@@ -6,10 +6,11 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
+from typing import Protocol
 
 from sqlalchemy import Connection
 
-from retrieval.base import Hit, Vector, check_model_id
+from retrieval.base import Hit, IndexConfig, Vector, check_model_id
 from retrieval.pg import PgSupport
 from retrieval.vectors import unit
 
@@ -57,3 +58,43 @@ def postgres_verify(
     btree: exact, and never stale, whatever engine serves 1:N."""
     probe = unit(vector, dim=pg.dim(conn, model_id), model_id=model_id)
     return pg.verify(conn, probe, subject_id=subject_id, model_id=model_id)
+
+
+class _Engine(Protocol):
+    pg: PgSupport
+    config: IndexConfig
+
+    def fetch(
+        self, model_id: str, probe: Vector, gallery_id: uuid.UUID | None, limit: int, ef: int
+    ) -> list[tuple[uuid.UUID, float]]: ...
+
+
+class PostgresCheckedReads:
+    """``search`` and ``verify`` of every engine outside Postgres: the engine's own
+    nearest-neighbour ``fetch``, checked against Postgres, and 1:1 from Postgres."""
+
+    def search(
+        self: _Engine,
+        conn: Connection,
+        vector: Vector,
+        *,
+        gallery_id: uuid.UUID | None,
+        model_id: str,
+        k: int,
+        ef_search: int | None = None,
+    ) -> list[Hit]:
+        return checked_search(
+            conn,
+            self.pg,
+            lambda probe, gallery, limit, ef: self.fetch(model_id, probe, gallery, limit, ef),
+            vector,
+            gallery_id=gallery_id,
+            model_id=model_id,
+            k=k,
+            ef_search=ef_search or self.config.ef_search,
+        )
+
+    def verify(
+        self: _Engine, conn: Connection, vector: Vector, *, subject_id: uuid.UUID, model_id: str
+    ) -> float | None:
+        return postgres_verify(conn, self.pg, vector, subject_id=subject_id, model_id=model_id)

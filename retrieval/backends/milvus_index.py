@@ -11,14 +11,14 @@ from collections.abc import Sequence
 from pymilvus import DataType, MilvusClient
 from sqlalchemy import Connection
 
-from retrieval.backends.external import checked_search, collection_name, postgres_verify
-from retrieval.base import Hit, IndexConfig, IndexHealth, IndexPoint, Vector
+from retrieval.backends.external import PostgresCheckedReads, collection_name
+from retrieval.base import IndexConfig, IndexHealth, IndexPoint, Vector
 from retrieval.pg import PgSupport
 
 _ID_LEN = 36  # a UUID's text form
 
 
-class MilvusIndex:
+class MilvusIndex(PostgresCheckedReads):
     name = "milvus"
     external = True
 
@@ -96,32 +96,6 @@ class MilvusIndex:
             output_fields=[],
         )
         return [(uuid.UUID(str(hit["id"])), float(hit["distance"])) for hit in result[0]]
-
-    def search(
-        self,
-        conn: Connection,
-        vector: Vector,
-        *,
-        gallery_id: uuid.UUID | None,
-        model_id: str,
-        k: int,
-        ef_search: int | None = None,
-    ) -> list[Hit]:
-        return checked_search(
-            conn,
-            self.pg,
-            lambda probe, gallery, limit, ef: self.fetch(model_id, probe, gallery, limit, ef),
-            vector,
-            gallery_id=gallery_id,
-            model_id=model_id,
-            k=k,
-            ef_search=ef_search or self.config.ef_search,
-        )
-
-    def verify(
-        self, conn: Connection, vector: Vector, *, subject_id: uuid.UUID, model_id: str
-    ) -> float | None:
-        return postgres_verify(conn, self.pg, vector, subject_id=subject_id, model_id=model_id)
 
     def count(
         self, conn: Connection | None, *, model_id: str, gallery_id: uuid.UUID | None = None

@@ -13,13 +13,13 @@ from pathlib import Path
 import qdrant_edge as qe
 from sqlalchemy import Connection
 
-from retrieval.backends.external import checked_search, postgres_verify
-from retrieval.base import Hit, IndexConfig, IndexHealth, IndexPoint, Vector, check_model_id
+from retrieval.backends.external import PostgresCheckedReads
+from retrieval.base import IndexConfig, IndexHealth, IndexPoint, Vector, check_model_id
 from retrieval.errors import IndexUnavailable
 from retrieval.pg import PgSupport
 
 
-class QdrantEdgeIndex:
+class QdrantEdgeIndex(PostgresCheckedReads):
     name = "qdrant-edge"
     external = True
 
@@ -135,32 +135,6 @@ class QdrantEdgeIndex:
             )
         )
         return [(_as_uuid(p.id), float(p.score)) for p in points]
-
-    def search(
-        self,
-        conn: Connection,
-        vector: Vector,
-        *,
-        gallery_id: uuid.UUID | None,
-        model_id: str,
-        k: int,
-        ef_search: int | None = None,
-    ) -> list[Hit]:
-        return checked_search(
-            conn,
-            self.pg,
-            lambda probe, gallery, limit, ef: self.fetch(model_id, probe, gallery, limit, ef),
-            vector,
-            gallery_id=gallery_id,
-            model_id=model_id,
-            k=k,
-            ef_search=ef_search or self.config.ef_search,
-        )
-
-    def verify(
-        self, conn: Connection, vector: Vector, *, subject_id: uuid.UUID, model_id: str
-    ) -> float | None:
-        return postgres_verify(conn, self.pg, vector, subject_id=subject_id, model_id=model_id)
 
     def count(
         self, conn: Connection | None, *, model_id: str, gallery_id: uuid.UUID | None = None

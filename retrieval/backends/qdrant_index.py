@@ -12,8 +12,8 @@ from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 from sqlalchemy import Connection
 
-from retrieval.backends.external import checked_search, collection_name, postgres_verify
-from retrieval.base import Hit, IndexConfig, IndexHealth, IndexPoint, Vector
+from retrieval.backends.external import PostgresCheckedReads, collection_name
+from retrieval.base import IndexConfig, IndexHealth, IndexPoint, Vector
 from retrieval.pg import PgSupport
 
 
@@ -26,7 +26,7 @@ def make_client(config: IndexConfig) -> QdrantClient:
     return QdrantClient(url=url, api_key=config.qdrant_api_key, timeout=10)
 
 
-class QdrantIndex:
+class QdrantIndex(PostgresCheckedReads):
     name = "qdrant"
     external = True
 
@@ -101,32 +101,6 @@ class QdrantIndex:
             with_payload=False,
         )
         return [(uuid.UUID(str(p.id)), float(p.score)) for p in response.points]
-
-    def search(
-        self,
-        conn: Connection,
-        vector: Vector,
-        *,
-        gallery_id: uuid.UUID | None,
-        model_id: str,
-        k: int,
-        ef_search: int | None = None,
-    ) -> list[Hit]:
-        return checked_search(
-            conn,
-            self.pg,
-            lambda probe, gallery, limit, ef: self.fetch(model_id, probe, gallery, limit, ef),
-            vector,
-            gallery_id=gallery_id,
-            model_id=model_id,
-            k=k,
-            ef_search=ef_search or self.config.ef_search,
-        )
-
-    def verify(
-        self, conn: Connection, vector: Vector, *, subject_id: uuid.UUID, model_id: str
-    ) -> float | None:
-        return postgres_verify(conn, self.pg, vector, subject_id=subject_id, model_id=model_id)
 
     def count(
         self, conn: Connection | None, *, model_id: str, gallery_id: uuid.UUID | None = None
