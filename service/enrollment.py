@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -105,6 +106,37 @@ def write_templates(
     return [r.model_id for r in rows]
 
 
+def _store_original(
+    session: Session,
+    components: Components,
+    *,
+    gallery: Gallery,
+    subject: Subject,
+    image: bytes,
+    status: str,
+    **analysis: Any,
+) -> Face:
+    """The original in the image store, then its face row (flushed, not committed). The
+    image is written first: a face row never points at a missing original."""
+    digest = sha256(image)
+    check_duplicate(session, subject, digest)
+    face_id = uuid.uuid4()
+    key = face_image_key(gallery.id, subject.id, face_id)
+    components.image_store.put(key, image)
+    face = Face(
+        id=face_id,
+        subject_id=subject.id,
+        gallery_id=gallery.id,
+        image_key=key,
+        image_sha256=digest,
+        status=status,
+        **analysis,
+    )
+    session.add(face)
+    session.flush()
+    return face
+
+
 def record_enrollment(
     session: Session,
     components: Components,
@@ -115,35 +147,20 @@ def record_enrollment(
     image: bytes,
     analyzed: AnalyzedFace,
 ) -> Enrolled:
-    """Store the original, then the face row and its templates in this transaction. The
-    image is written first: a face row never points at a missing original."""
-    digest = sha256(image)
-    check_duplicate(session, subject, digest)
-    face_id = uuid.uuid4()
-    key = face_image_key(gallery.id, subject.id, face_id)
-    components.image_store.put(key, image)
+    """Store the original, then the face row and its templates in this transaction."""
     meta = face_metadata(analyzed)
-    face = Face(
-        id=face_id,
-        subject_id=subject.id,
-        gallery_id=gallery.id,
-        image_key=key,
-        image_sha256=digest,
-        bbox=meta["bbox"],
-        landmarks=meta["landmarks"],
-        quality=meta["quality"],
-        quality_score=meta["quality_score"],
-        status="ready",
-    )
-    session.add(face)
-    session.flush()
+    face = _store_original(
+        session, components, gallery=gallery, subject=subject, image=image,
+        status="ready", bbox=meta["bbox"], landmarks=meta["landmarks"],
+        quality=meta["quality"], quality_score=meta["quality_score"],
+    )  # fmt: skip
     model_ids = write_templates(session, components, face, analyzed)
     record(
         session,
         actor=principal,
         action="face.enroll",
         target_type="face",
-        target_id=str(face_id),
+        target_id=str(face.id),
         details={"subject_id": str(subject.id), "models": model_ids},
     )
     return Enrolled(face=face, model_ids=model_ids)
@@ -160,27 +177,15 @@ def store_pending(
 ) -> Face:
     """The first half of an async enrollment: keep the original and a ``pending`` face
     row; the worker analyses it and calls :func:`complete_pending`."""
-    digest = sha256(image)
-    check_duplicate(session, subject, digest)
-    face_id = uuid.uuid4()
-    key = face_image_key(gallery.id, subject.id, face_id)
-    components.image_store.put(key, image)
-    face = Face(
-        id=face_id,
-        subject_id=subject.id,
-        gallery_id=gallery.id,
-        image_key=key,
-        image_sha256=digest,
-        status="pending",
+    face = _store_original(
+        session, components, gallery=gallery, subject=subject, image=image, status="pending"
     )
-    session.add(face)
-    session.flush()
     record(
         session,
         actor=principal,
         action="face.enroll_async",
         target_type="face",
-        target_id=str(face_id),
+        target_id=str(face.id),
         details={"subject_id": str(subject.id)},
     )
     return face

@@ -18,7 +18,7 @@ from service.jobs import queue
 from service.pagination import page, paginate
 from service.problems import NotFound
 from service.schemas import JobAccepted
-from service.subjects import get_in_gallery
+from service.subjects import gallery_and_subject
 
 # The job the worker runs for `?async=true`: payload {"face_id", "allow_multiple",
 # "check_quality"}.
@@ -38,9 +38,7 @@ def enroll_sync(
 ) -> tuple[Face, list[str], str]:
     """Runs in a worker thread: lookups first (404 before any CPU work), then analysis,
     then the writes, committed here so the response reports what is stored."""
-    subject = get_in_gallery(session, principal, gallery_id, subject_id)
-    gallery = session.get(Gallery, gallery_id)
-    assert gallery is not None
+    gallery, subject = gallery_and_subject(session, principal, gallery_id, subject_id)
     model_ids = enrollment.gallery_model_ids(gallery)
     enrollment.check_duplicate(session, subject, enrollment.sha256(image))
     analyzed = enrollment.analyze_for_enrollment(
@@ -74,9 +72,7 @@ def enroll_async(
     allow_multiple: bool,
     check_quality: bool = True,
 ) -> JobAccepted:
-    subject = get_in_gallery(session, principal, gallery_id, subject_id)
-    gallery = session.get(Gallery, gallery_id)
-    assert gallery is not None
+    gallery, subject = gallery_and_subject(session, principal, gallery_id, subject_id)
     # Reject what cannot be an image before accepting the job (cheap: no detection).
     components.pipeline.decode(image)
     face = enrollment.store_pending(
@@ -116,9 +112,7 @@ def list_page(
     limit: int,
     cursor: str | None,
 ) -> tuple[list[tuple[Face, list[str]]], str | None, str]:
-    get_in_gallery(session, principal, gallery_id, subject_id)
-    gallery = session.get(Gallery, gallery_id)
-    assert gallery is not None
+    gallery, _ = gallery_and_subject(session, principal, gallery_id, subject_id)
     query = paginate(
         select(Face).where(Face.subject_id == subject_id),
         created_col=Face.created_at, id_col=Face.id, limit=limit, cursor=cursor,
@@ -134,12 +128,12 @@ def _get(
     gallery_id: uuid.UUID,
     subject_id: uuid.UUID,
     face_id: uuid.UUID,
-) -> Face:
-    get_in_gallery(session, principal, gallery_id, subject_id)
+) -> tuple[Gallery, Face]:
+    gallery, _ = gallery_and_subject(session, principal, gallery_id, subject_id)
     face = session.get(Face, face_id)
     if face is None or face.subject_id != subject_id:
         raise NotFound(f"no face {face_id} for subject {subject_id}")
-    return face
+    return gallery, face
 
 
 def get(
@@ -149,9 +143,7 @@ def get(
     subject_id: uuid.UUID,
     face_id: uuid.UUID,
 ) -> tuple[Face, list[str], str]:
-    face = _get(session, principal, gallery_id, subject_id, face_id)
-    gallery = session.get(Gallery, gallery_id)
-    assert gallery is not None
+    gallery, face = _get(session, principal, gallery_id, subject_id, face_id)
     return face, sorted(_model_ids(session, [face.id]).get(face.id, [])), gallery.active_model_id
 
 
@@ -163,7 +155,7 @@ def delete(
     subject_id: uuid.UUID,
     face_id: uuid.UUID,
 ) -> None:
-    face = _get(session, principal, gallery_id, subject_id, face_id)
+    _, face = _get(session, principal, gallery_id, subject_id, face_id)
     erase_face(session, components, face)
     record(
         session,

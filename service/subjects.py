@@ -13,21 +13,28 @@ from sqlalchemy.orm import Session
 from service.audit import record
 from service.auth.principal import Principal
 from service.components import Components
-from service.db.models import Face, Subject
+from service.db.models import Face, Gallery, Subject
 from service.erasure import erase_subject
 from service.galleries import get_visible
 from service.pagination import page, paginate
 from service.problems import Conflict, NotFound
 
 
-def get_in_gallery(
+def gallery_and_subject(
     session: Session, principal: Principal, gallery_id: uuid.UUID, subject_id: uuid.UUID
-) -> Subject:
-    get_visible(session, principal, gallery_id)
+) -> tuple[Gallery, Subject]:
+    """The gallery (if this caller may see it) and the subject in it, or a 404."""
+    gallery = get_visible(session, principal, gallery_id)
     subject = session.get(Subject, subject_id)
     if subject is None or subject.gallery_id != gallery_id:
         raise NotFound(f"no subject {subject_id} in gallery {gallery_id}")
-    return subject
+    return gallery, subject
+
+
+def get_in_gallery(
+    session: Session, principal: Principal, gallery_id: uuid.UUID, subject_id: uuid.UUID
+) -> Subject:
+    return gallery_and_subject(session, principal, gallery_id, subject_id)[1]
 
 
 def get_by_external_id(
