@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import onnx
 from indexing.dlib_onnx.architecture import face_recognition_resnet_v1
 from indexing.dlib_onnx.dat_reader import read_dat
 from indexing.dlib_onnx.graph import OPSET, build_model
+from indexing.files import atomic_write
 
 # Bump whenever the reader or the graph builder changes what they produce.
 BUILDER_VERSION = "3"
@@ -47,19 +46,6 @@ def default_dat_path() -> Path:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _valid_cached(cache_dir: Path, source_sha256: str) -> CachedGraph | None:
@@ -104,7 +90,7 @@ def ensure_graph(
     digest = _sha256(model_bytes)
     cache_dir.mkdir(parents=True, exist_ok=True)
     graph_path = cache_dir / GRAPH_FILE
-    _atomic_write(graph_path, model_bytes)
+    atomic_write(graph_path, model_bytes)
     sidecar = {
         "graph_sha256": digest,
         "source_sha256": source_sha256,
@@ -113,5 +99,5 @@ def ensure_graph(
         "onnx_version": onnx.__version__,
         "opset": OPSET,
     }
-    _atomic_write(cache_dir / SIDECAR_FILE, (json.dumps(sidecar, indent=2) + "\n").encode())
+    atomic_write(cache_dir / SIDECAR_FILE, (json.dumps(sidecar, indent=2) + "\n").encode())
     return CachedGraph(graph_path, model_bytes, digest, source_sha256, built=True)

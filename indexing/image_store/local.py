@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
+from indexing.files import atomic_write
 from indexing.image_store.base import ImageNotFound, InvalidImageKey, validate_key
 
 
@@ -26,18 +25,7 @@ class LocalImageStore:
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Write beside the target and rename: readers never see a half-written file,
-        # and a crash leaves at worst a stray temp file, never a truncated original.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, data)
 
     def get(self, key: str) -> bytes:
         path = self._path(key)
@@ -69,7 +57,8 @@ class LocalImageStore:
             return 0
         count = 0
         for entry in parent.iterdir():
-            if not entry.name.startswith(stem) or entry.name.startswith(".tmp-"):
+            # Keys never start with a dot; dot files are atomic_write's temporaries.
+            if not entry.name.startswith(stem) or entry.name.startswith("."):
                 continue
             if entry.is_dir():
                 count += sum(1 for p in entry.rglob("*") if p.is_file())
