@@ -8,8 +8,9 @@ import shutil
 import tempfile
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
@@ -18,6 +19,9 @@ from sqlalchemy import Engine
 
 from service import migrate
 from service.db.session import make_engine
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
 
 REPO = Path(__file__).resolve().parent.parent
 FACES_DIR = REPO.parent / "shared" / "data" / "faces"
@@ -189,6 +193,33 @@ def client(settings, db_url: str, pipeline):  # noqa: ANN001, ANN201
 
     with TestClient(create_app(settings, database_url=db_url, pipeline=pipeline)) as test_client:
         yield test_client
+
+
+ClientFactory = Callable[..., "TestClient"]
+
+
+@pytest.fixture
+def make_client(settings, db_url: str, pipeline) -> Iterator[ClientFactory]:  # noqa: ANN001
+    """Apps on this test's database with some settings changed; all share one data dir
+    (hence one JWT secret) and the session's face pipeline."""
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+
+    opened: list[TestClient] = []
+
+    def make(**overrides: object) -> TestClient:
+        app = create_app(
+            settings.model_copy(update=overrides), database_url=db_url, pipeline=pipeline
+        )
+        test_client = TestClient(app)
+        test_client.__enter__()
+        opened.append(test_client)
+        return test_client
+
+    yield make
+    for test_client in opened:
+        test_client.__exit__(None, None, None)
 
 
 def make_key(client, role: str, galleries: list[str] | None = None) -> str:  # noqa: ANN001

@@ -7,23 +7,20 @@ import json
 import statistics
 import time
 import uuid
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import jwt
-import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import select, update
 
-from service.app import create_app
 from service.auth import users
 from service.auth.principal import Role
 from service.auth.tokens import key_id
 from service.db.models import AuditLog, RefreshToken, User, Verification
+from tests.conftest import ClientFactory
 
 PASSWORD = "correct horse battery staple"
-ClientFactory = Callable[..., TestClient]
 
 
 def add_user(
@@ -56,24 +53,6 @@ def assert_problem(response, status: int, slug: str) -> None:  # noqa: ANN001
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["type"].endswith("/" + slug)
-
-
-@pytest.fixture
-def make_client(settings, db_url: str) -> Iterator[ClientFactory]:  # noqa: ANN001
-    """Apps on this test's database with some settings changed; all share one data dir,
-    hence one JWT secret."""
-    opened: list[TestClient] = []
-
-    def make(**overrides: object) -> TestClient:
-        app = create_app(settings.model_copy(update=overrides), database_url=db_url)
-        test_client = TestClient(app)
-        test_client.__enter__()
-        opened.append(test_client)
-        return test_client
-
-    yield make
-    for test_client in opened:
-        test_client.__exit__(None, None, None)
 
 
 def test_login_returns_a_working_token_pair(client) -> None:  # noqa: ANN001

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import redis
-from fastapi.testclient import TestClient
 
-from service.app import create_app
 from service.ratelimit import MemoryWindowCounter, RedisWindowCounter, WindowCounter
-from tests.conftest import make_key
+from tests.conftest import ClientFactory, make_key
 
 WINDOW = 60_000
 # Redis keeps its own clock; a long window makes a test that straddles a window edge
 # change nothing (the previous window's weight moves by under 1/3600 in a second).
 HOUR = 3_600_000
-ClientFactory = Callable[..., TestClient]
 
 
 class Clock:
@@ -128,22 +125,6 @@ def test_redis_outage_admits_rather_than_failing() -> None:
     assert counter.hit("k", limit=1, window_ms=WINDOW).allowed
     assert counter.hit("k", limit=1, window_ms=WINDOW).allowed
     counter.close()
-
-
-@pytest.fixture
-def make_client(settings, db_url: str) -> Iterator[ClientFactory]:  # noqa: ANN001
-    opened: list[TestClient] = []
-
-    def make(**overrides: object) -> TestClient:
-        app = create_app(settings.model_copy(update=overrides), database_url=db_url)
-        test_client = TestClient(app)
-        test_client.__enter__()
-        opened.append(test_client)
-        return test_client
-
-    yield make
-    for test_client in opened:
-        test_client.__exit__(None, None, None)
 
 
 @pytest.fixture(params=["memory", "redis"])
