@@ -119,6 +119,36 @@ def test_add_prev_of_different_shapes_zero_pads_the_smaller() -> None:
     np.testing.assert_allclose(got, expected.reshape(2, -1), rtol=1e-4, atol=1e-5)
 
 
+def test_kernel_taps_that_only_meet_padding_are_dropped() -> None:
+    """On small planes: a stride-2 3×3 convolution with padding 1 on 2×2 never uses its
+    first row and column, a 3×3 one with padding 1 on 1×1 only its centre."""
+    rng = np.random.default_rng(6)
+    w1, w2, w3 = (rng.normal(size=(4, c, 3, 3)).astype(np.float32) for c in (3, 4, 4))
+    b1, b2, b3 = (rng.normal(size=4).astype(np.float32) for _ in range(3))
+    net = DlibNetwork(
+        InputRGB(MEAN, 4, 4),
+        (
+            Conv(w1, b1, stride=(1, 1), padding=(0, 0)),  # 4 → 2
+            Conv(w2, b2, stride=(2, 2), padding=(1, 1)),  # 2 → 1
+            Conv(w3, b3, stride=(1, 1), padding=(1, 1)),  # 1 → 1
+        ),
+        "loss_metric_2",
+    )
+    model = build_model(net, producer_version="test")
+    kernels = [
+        next(a.ints for a in node.attribute if a.name == "kernel_shape")
+        for node in model.graph.node
+        if node.op_type == "Conv"
+    ]
+    assert kernels == [[3, 9], [2, 2], [1, 1]]
+    chips = _rng_chips(3, 4, seed=7)
+    x = _conv(_dlib_input(chips), w1, b1, stride=1, pad=0)
+    x = _conv(x, w2, b2, stride=2, pad=1)
+    expected = _conv(x, w3, b3, stride=1, pad=1)
+    got = _run(model, chips)
+    np.testing.assert_allclose(got, expected.reshape(3, -1), rtol=1e-4, atol=1e-5)
+
+
 def test_graph_built_from_the_dat() -> None:
     model = onnx.load_from_string(build_graph_bytes(default_dat_path().read_bytes()))
     onnx.checker.check_model(model)
@@ -128,15 +158,25 @@ def test_graph_built_from_the_dat() -> None:
     assert inp.type.tensor_type.elem_type == onnx.TensorProto.UINT8
     assert model.graph.output[0].name == OUTPUT_NAME
     ops = [node.op_type for node in model.graph.node]
-    # 29 convolutions, each with its affine folded in, and 3 identity 1×1 convolutions
-    # that give the skip path of residual_down its extra (zero) channels: 32→64,
-    # 64→128, 128→256.
-    assert ops.count("Conv") == 29 + 3
-    # (pixel - mean) / 256 is folded into the first convolution (it has no padding).
-    assert ops[:3] == ["Cast", "Transpose", "Conv"]
+    # 29 convolutions, each with its affine folded in; 3 identity 1×1 convolutions that
+    # give the skip path of residual_down its extra (zero) channels: 32→64, 64→128,
+    # 128→256; and 2 depthwise 1×1 convolutions whose padding gives the block of
+    # residual_down its zero rows/cols at 4×4 (3 vs 4) and 2×2 (1 vs 2).
+    assert ops.count("Conv") == 29 + 3 + 2
+    assert "Pad" not in ops and "Transpose" not in ops
+    # (pixel - mean) / 256 and the R, G, B planes are folded into the first convolution
+    # (it has no padding), which reads the chip's rows of interleaved values.
+    assert ops[:3] == ["Cast", "Reshape", "Conv"]
     assert "Mul" not in ops and "Sub" not in ops
-    # The block of residual_down gets zero rows/cols at 8×8 (3 vs 4) and 4×4 (1 vs 2).
-    assert ops.count("Pad") == 2
+    kernels = [
+        next(a.ints for a in node.attribute if a.name == "kernel_shape")
+        for node in model.graph.node
+        if node.op_type == "Conv"
+    ]
+    assert kernels[0] == [7, 21]
+    # The last block's second convolution runs on a 1×1 plane with padding 1: only the
+    # centre of its 3×3 kernel ever meets the input.
+    assert kernels.count([3, 3]) == 27 and kernels.count([1, 1]) == 3 + 2 + 1
 
     chips = _rng_chips(5, 150, seed=4)
     batch = _run(model, chips)

@@ -25,7 +25,7 @@ from indexing.dlib_onnx.graph import OPSET, build_model
 from indexing.files import atomic_write
 
 # Bump whenever the reader or the graph builder changes what they produce.
-BUILDER_VERSION = "3"
+BUILDER_VERSION = "4"
 GRAPH_FILE = "dlib_face_recognition_resnet_model_v1.onnx"
 SIDECAR_FILE = GRAPH_FILE + ".json"
 
