@@ -136,3 +136,27 @@ def test_fuzz_only_typed_errors(photo: Image.Image) -> None:
             outcomes["ok"] += 1
     # Most damaged inputs must be refused; a few (e.g. flipped pixel bytes) still decode.
     assert outcomes["typed"] > len(cases) // 2, outcomes
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_jpeg_fast_path_matches_pillow(photo: Image.Image, orientation: int) -> None:
+    """JPEGs are decoded by OpenCV; the pixels and the EXIF turn must be Pillow's."""
+    from PIL import ImageOps
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    photo.resize((64, 48)).save(buf, "JPEG", exif=exif, quality=92)
+    data = buf.getvalue()
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
+    got = decode_image(data, max_bytes=10**7, max_pixels=10**7)
+    assert got.shape == expected.shape
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_truncated_jpeg_is_reported_not_filled_in(photo: Image.Image) -> None:
+    buf = io.BytesIO()
+    photo.save(buf, "JPEG", quality=90)
+    data = buf.getvalue()
+    with pytest.raises(CorruptImage):
+        decode_image(data[: len(data) * 2 // 3], max_bytes=10**7, max_pixels=10**7)
