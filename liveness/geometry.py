@@ -84,12 +84,16 @@ def fit_homography(src: Points, dst: Points) -> NDArray[np.float64]:
         raise ValueError("a homography needs at least four point pairs")
     ts, tsrc = _normalise(src)
     td, tdst = _normalise(dst)
-    rows = []
-    for (x, y), (u, v) in zip(tsrc, tdst, strict=True):
-        rows.append([-x, -y, -1, 0, 0, 0, u * x, u * y, u])
-        rows.append([0, 0, 0, -x, -y, -1, v * x, v * y, v])
+    x, y = tsrc[:, 0], tsrc[:, 1]
+    u, v = tdst[:, 0], tdst[:, 1]
+    # Rows [-x, -y, -1, 0, 0, 0, ux, uy, u] and [0, 0, 0, -x, -y, -1, vx, vy, v] per pair.
+    rows = np.zeros((2 * len(x), 9))
+    rows[0::2, 0], rows[0::2, 1], rows[0::2, 2] = -x, -y, -1.0
+    rows[1::2, 3], rows[1::2, 4], rows[1::2, 5] = -x, -y, -1.0
+    rows[0::2, 6], rows[0::2, 7], rows[0::2, 8] = u * x, u * y, u
+    rows[1::2, 6], rows[1::2, 7], rows[1::2, 8] = v * x, v * y, v
     # Only V is needed: the thin SVD skips the (2N)² U that the full one would build.
-    _, _, vt = np.linalg.svd(np.asarray(rows, np.float64), full_matrices=False)
+    _, _, vt = np.linalg.svd(rows, full_matrices=False)
     h = vt[-1].reshape(3, 3)
     full = np.linalg.inv(td) @ h @ ts
     return full / full[2, 2] if abs(full[2, 2]) > 1e-12 else full

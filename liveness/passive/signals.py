@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import cv2
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from liveness.mesh import Image
 from liveness.passive.crops import Box, expand
@@ -72,30 +74,81 @@ def texture(face: Image) -> Signal:
     )
 
 
-def frequency(patch: Image) -> Signal:
-    gray = cv2.cvtColor(patch, cv2.COLOR_RGB2GRAY).astype(np.float64)
-    n = min(gray.shape[:2])
-    gray = gray[:n, :n]
-    gray -= gray.mean()
-    window = np.outer(np.hanning(n), np.hanning(n))
-    spectrum = np.log1p(np.abs(np.fft.fftshift(np.fft.fft2(gray * window))))
+@dataclass(frozen=True)
+class _SpectrumLayout:
+    """Everything about an n×n spectrum that does not depend on the image: the window,
+    the frequency masks, and where each band pixel goes in a (ring × pixel) table, so
+    that all the rings' medians come from one row-wise sort instead of a Python loop."""
+
+    window: np.ndarray
+    band: np.ndarray  # flat indices of the band's pixels
+    slots: np.ndarray  # their flat positions in the (rings, widest ring) table
+    table_shape: tuple[int, int]
+    ring_index: np.ndarray  # row of each band pixel in the table
+    counts: np.ndarray  # pixels per ring (row)
+    high: np.ndarray  # flat indices with radius > 0.25
+    low: np.ndarray  # flat indices with radius < 0.12
+
+
+@lru_cache(maxsize=16)
+def _layout(n: int) -> _SpectrumLayout:
     yy, xx = np.mgrid[0:n, 0:n]
     fy, fx = (yy - n // 2) / n, (xx - n // 2) / n
     radius = np.hypot(fx, fy)
     # Mid and high frequencies, away from the axes where every straight edge puts energy.
     band = (radius >= 0.12) & (radius <= 0.5) & (np.abs(fx) > 2 / n) & (np.abs(fy) > 2 / n)
-    rings = np.round(radius * n).astype(int)
-    prominence = np.zeros_like(spectrum)
-    for r in np.unique(rings[band]):
-        ring = band & (rings == r)
-        prominence[ring] = spectrum[ring] - np.median(spectrum[ring])
-    peak = float(prominence[band].max()) if band.any() else 0.0
+    rings = np.round(radius * n).astype(int).ravel()
+    flat = np.flatnonzero(band.ravel())
+    _, ring_index, counts = np.unique(rings[flat], return_inverse=True, return_counts=True)
+    # Column of each pixel within its ring's row: its rank among the ring's pixels.
+    order = np.argsort(ring_index, kind="stable")
+    column = np.empty_like(order)
+    column[order] = np.arange(order.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    width = int(counts.max()) if counts.size else 0
+    return _SpectrumLayout(
+        window=np.outer(np.hanning(n), np.hanning(n)),
+        band=flat,
+        slots=ring_index * width + column,
+        table_shape=(counts.size, width),
+        ring_index=ring_index,
+        counts=counts,
+        high=np.flatnonzero(radius.ravel() > 0.25),
+        low=np.flatnonzero(radius.ravel() < 0.12),
+    )
+
+
+def _ring_prominence_peak(spectrum: np.ndarray, layout: _SpectrumLayout) -> float:
+    """max over the band of (value − median of its ring), the medians taken exactly as
+    ``np.median`` does (mean of the two middle values for an even count)."""
+    if layout.band.size == 0:
+        return 0.0
+    values = spectrum.ravel()[layout.band]
+    # Rings are padded with +inf, which sorts after every real value.
+    table = np.full(layout.table_shape, np.inf)
+    table.ravel()[layout.slots] = values
+    table.sort(axis=1)
+    rows = np.arange(layout.counts.size)
+    lower = table[rows, (layout.counts - 1) // 2]
+    upper = table[rows, layout.counts // 2]
+    medians = (lower + upper) / 2
+    return float((values - medians[layout.ring_index]).max())
+
+
+def frequency(patch: Image) -> Signal:
+    gray = cv2.cvtColor(patch, cv2.COLOR_RGB2GRAY).astype(np.float64)
+    n = min(gray.shape[:2])
+    gray = gray[:n, :n]
+    gray -= gray.mean()
+    layout = _layout(n)
+    spectrum = np.log1p(np.abs(np.fft.fftshift(np.fft.fft2(gray * layout.window))))
+    peak = _ring_prominence_peak(spectrum, layout)
     # A display's sub-pixel grid lies along the axes when the screen is held square to
     # the camera: look for peaks along each axis against the axis's own neighbourhood.
     centre = n // 2
     for line in (spectrum[centre, centre:], spectrum[centre:, centre]):
         peak = max(peak, _axis_peak(line, n))
-    high = float(np.mean(spectrum[radius > 0.25])) - float(np.mean(spectrum[radius < 0.12]))
+    flat = spectrum.ravel()
+    high = float(np.mean(flat[layout.high])) - float(np.mean(flat[layout.low]))
     attack = _ramp(peak, 2.4, 0.2)
     return Signal(attack, {"spectral_peak": round(peak, 3), "high_low_ratio": round(high, 3)})
 
@@ -106,15 +159,15 @@ def _axis_peak(line: np.ndarray, n: int) -> float:
         return 0.0
     profile = line[start:]
     pad = np.pad(profile, 4, mode="edge")
-    local = np.array([np.median(pad[i : i + 9]) for i in range(len(profile))])
+    local = np.median(sliding_window_view(pad, 9), axis=1)
     return float((profile - local).max())
 
 
 def colour(face: Image) -> Signal:
     hsv = cv2.cvtColor(face, cv2.COLOR_RGB2HSV).astype(np.float64)
     sat, val = hsv[..., 1] / 255.0, hsv[..., 2] / 255.0
-    sat_p95 = float(np.percentile(sat, 95))
-    sat_spread = float(np.percentile(sat, 95) - np.percentile(sat, 5))
+    sat_p5, sat_p95 = (float(v) for v in np.percentile(sat, [5, 95]))
+    sat_spread = sat_p95 - sat_p5
     glare = float(np.mean((val > 0.96) & (sat < 0.12)))
     attack = max(_ramp(-sat_spread, -0.18, 0.03), _ramp(glare, 0.07, 0.01))
     return Signal(
