@@ -56,6 +56,9 @@ class ChallengePolicy:
     max_frames: int = 150
     max_missing: int = 5  # frames without a face before the session fails
     same_face: float = 0.5  # cosine similarity to the first frame's embedding
+    # Face frames in a row that may go without an embedding, each one continuous with
+    # the one before (``liveness.session.embedding_needed``); 0 embeds every frame.
+    max_unembedded: int = 2
     depth: DepthPolicy = field(default_factory=DepthPolicy)
 
 
@@ -72,12 +75,20 @@ class Baseline:
         return {k: round(v, 5) for k, v in self.__dict__.items()}
 
 
+def _iris(f: FrameFeatures) -> float:
+    if f.iris_visibility is None:
+        # The service runs the iris model on every frame where a blink can count
+        # (``needs_iris``); reaching this is a bug, not a closed eye.
+        raise ValueError("a blink is judged on a frame measured without the iris model")
+    return f.iris_visibility
+
+
 def eyes_closed(f: FrameFeatures, b: Baseline, p: ChallengePolicy) -> bool:
-    return f.ear < p.eyes_closed * b.ear or f.iris_visibility < 0.25
+    return f.ear < p.eyes_closed * b.ear or _iris(f) < 0.25
 
 
 def eyes_open(f: FrameFeatures, b: Baseline, p: ChallengePolicy) -> bool:
-    return f.ear >= p.eyes_open * b.ear and f.iris_visibility >= 0.35
+    return f.ear >= p.eyes_open * b.ear and _iris(f) >= 0.35
 
 
 def shows(action: Action, f: FrameFeatures, b: Baseline, p: ChallengePolicy) -> bool:

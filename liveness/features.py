@@ -16,7 +16,9 @@ from liveness.mesh import FaceMesh, Image, IrisModel, MeshResult, Roi, mesh_roi
 @dataclass(frozen=True)
 class FrameFeatures:
     ear: float  # mean eye aspect ratio of both eyes
-    iris_visibility: float  # mean of both eyes, 0 = lids closed over the iris
+    # Mean of both eyes, 0 = lids closed over the iris; None when the frame was measured
+    # without the iris model (only a blink reads it: see ``needs_iris``).
+    iris_visibility: float | None
     mar: float  # mouth aspect ratio
     smile: float  # mouth width over eye span
     yaw: float  # degrees, + = the person's left
@@ -27,7 +29,9 @@ class FrameFeatures:
     def as_dict(self) -> dict[str, Any]:
         return {
             "ear": round(self.ear, 4),
-            "iris_visibility": round(self.iris_visibility, 4),
+            "iris_visibility": (
+                None if self.iris_visibility is None else round(self.iris_visibility, 4)
+            ),
             "mar": round(self.mar, 4),
             "smile": round(self.smile, 4),
             "yaw": round(self.yaw, 2),
@@ -40,7 +44,9 @@ class FrameFeatures:
     def from_dict(cls, data: dict[str, Any]) -> FrameFeatures:
         return cls(
             ear=float(data["ear"]),
-            iris_visibility=float(data["iris_visibility"]),
+            iris_visibility=(
+                None if data.get("iris_visibility") is None else float(data["iris_visibility"])
+            ),
             mar=float(data["mar"]),
             smile=float(data["smile"]),
             yaw=float(data["yaw"]),
@@ -53,7 +59,7 @@ class FrameFeatures:
 def features_from_mesh(
     mesh: np.ndarray,
     image_width: int,
-    iris_visibility: float,
+    iris_visibility: float | None,
 ) -> FrameFeatures:
     right, left = geo.eye_aspect_ratios(mesh)
     yaw, pitch = geo.head_pose(mesh)
@@ -70,6 +76,17 @@ def features_from_mesh(
     )
 
 
+@dataclass(frozen=True)
+class MeshReading:
+    """One frame's features, the crop to start the next frame's mesh from, and whether
+    this frame's mesh was followed from the previous frame's crop (``tracked``) rather
+    than found afresh in the detector's box."""
+
+    features: FrameFeatures | None
+    roi: Roi | None
+    tracked: bool = False
+
+
 class FeatureExtractor:
     """Mesh + iris + geometry for one frame. Holds the two models; build it once."""
 
@@ -81,34 +98,42 @@ class FeatureExtractor:
         self, image: Image, box: tuple[float, float, float, float]
     ) -> FrameFeatures | None:
         """None when the mesh model finds no face in the box."""
-        return self.measure(image, box, None)[0]
+        return self.measure(image, box, None).features
 
     def measure(
         self,
         image: Image,
         box: tuple[float, float, float, float] | None,
         previous: Roi | None,
-    ) -> tuple[FrameFeatures | None, Roi | None]:
+        *,
+        iris: bool = True,
+    ) -> MeshReading:
         """Features, and the ROI to start the next frame from. With ``previous`` (the
         last frame's ROI) the mesh runs once there; it falls back to the detector's
-        ``box`` (two passes) when the face left that ROI."""
+        ``box`` (two passes) when the face left that ROI. ``iris=False`` skips the iris
+        model (half of this method's cost); ``iris_visibility`` is then None."""
         result: MeshResult | None = None
+        tracked = False
         if previous is not None:
             result = self.mesh.track(image, previous)
             if result is not None and box is not None and not _inside(result, box):
                 result = None
+            tracked = result is not None
         if result is None and box is not None:
             result = self.mesh(image, box)
         if result is None:
-            return None, None
-        return self._features(image, result), mesh_roi(result.points)
+            return MeshReading(None, None)
+        features = self._features(image, result, iris=iris)
+        return MeshReading(features, mesh_roi(result.points), tracked)
 
-    def _features(self, image: Image, result: MeshResult) -> FrameFeatures:
-        right, left = self.iris(image, result.points)
-        visibility = (
-            geo.iris_visibility(right.contour, right.iris)
-            + geo.iris_visibility(left.contour, left.iris)
-        ) / 2
+    def _features(self, image: Image, result: MeshResult, *, iris: bool) -> FrameFeatures:
+        visibility = None
+        if iris:
+            right, left = self.iris(image, result.points)
+            visibility = (
+                geo.iris_visibility(right.contour, right.iris)
+                + geo.iris_visibility(left.contour, left.iris)
+            ) / 2
         return features_from_mesh(result.points, image.shape[1], visibility)
 
 

@@ -4,12 +4,23 @@ so it can live in ``liveness_sessions.state``.
 
 A session passes when its actions happen in the asked order, before it expires, by one
 face throughout, and the head's motion shows depth (is not planar).
+
+"One face throughout" is checked with embeddings, but not necessarily on every frame
+(an embedding costs more than everything else a frame needs). :func:`embedding_needed`
+says which frames must be embedded: the first, every frame that is not provably the
+same face as the one before (see ``liveness.frames`` for the continuity test), every
+frame that completes an action or could end the session, and at least one in every
+``max_unembedded + 1`` face frames. A face swapped in is therefore embedded on the
+frame where it appears, unless it appears with unbroken pixel continuity (then at the
+latest ``max_unembedded`` frames later), and always before it can complete an action
+or be the face that verify compares.
 """
 
 from __future__ import annotations
 
+import copy
 import statistics
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from liveness.actions import DELIBERATE, Action, Baseline, ChallengePolicy, eyes_open, shows
@@ -30,6 +41,9 @@ class Observation:
     motion: MotionPair | None = None  # tracked motion against the first frame
     replayed: bool = False  # the frame was already sent to another session
     last: bool = False  # the client says this is its last frame: decide now
+    # The face was followed from the previous frame without a break (same mesh crop,
+    # image points carried along with a low matching error): see ``liveness.frames``.
+    continuous: bool = False
 
 
 @dataclass
@@ -47,6 +61,7 @@ class SessionState:
     reference_embedding: list[float] | None = None
     final_embedding: list[float] | None = None
     min_similarity: float | None = None
+    unembedded: int = 0  # face frames since the last embedded one
     digests: list[str] = field(default_factory=list)
     motion: list[list[float]] = field(default_factory=list)  # [motion, residual] pairs
 
@@ -73,6 +88,50 @@ class SessionState:
             "min_face_similarity": self.min_similarity,
             "baseline": self.baseline,
         }
+
+
+def needs_iris(state: SessionState) -> bool:
+    """Does the next frame need the iris model? Only a blink reads iris visibility, and
+    only while it is the action asked for (a blink out of turn is neither credited nor
+    an error), once the baseline is set (baseline frames do not judge actions)."""
+    return (
+        not state.done
+        and state.baseline is not None
+        and state.progress < len(state.actions)
+        and state.actions[state.progress] == Action.blink.value
+    )
+
+
+def embedding_needed(
+    state: SessionState,
+    obs: Observation,
+    *,
+    now: float,
+    expires_at: float,
+    policy: ChallengePolicy,
+) -> bool:
+    """Must this frame (``obs`` without its embedding) be embedded before it is applied?
+
+    Yes for the first face, a frame not continuous with the one before, the last frame
+    the client sends, once ``max_unembedded`` face frames in a row went without, and any
+    frame that would complete an action or pass the session (found by applying the frame
+    to a copy of the state): an action is only ever credited to, and verify only ever
+    compares, a face whose embedding matched the first frame's.
+    """
+    if state.done or obs.replayed or obs.faces != 1 or obs.features is None:
+        return False
+    if (
+        state.reference_embedding is None
+        or not obs.continuous
+        or obs.last
+        or state.unembedded >= policy.max_unembedded
+    ):
+        return True
+    # The trial assumes the face matches (it is given the reference embedding): the
+    # question is only what the frame would do if it did.
+    same = replace(obs, embedding=state.reference_embedding)
+    trial = advance(copy.deepcopy(state), same, now=now, expires_at=expires_at, policy=policy)
+    return trial.progress != state.progress or trial.status == PASSED
 
 
 def _fail(state: SessionState, *reasons: str) -> SessionState:
@@ -124,13 +183,22 @@ def advance(
         if state.missing > policy.max_missing:
             return _fail(state, "face_lost")
         return _finish_if_last(state, obs, policy)
-    if obs.embedding is not None and not _same_face(state, obs.embedding, policy):
-        return _fail(state, "face_changed")
+    if obs.embedding is None:
+        state.unembedded += 1
+    else:
+        state.unembedded = 0
+        if not _same_face(state, obs.embedding, policy):
+            return _fail(state, "face_changed")
     if obs.motion is not None:
         state.motion.append([round(obs.motion.motion, 5), round(obs.motion.residual, 5)])
         if _planar(state, policy):
             return _fail(state, "planar_motion")
+    progress = state.progress
     _track_actions(state, obs.features, policy)
+    if state.progress != progress and obs.embedding is None:
+        # ``embedding_needed`` asks for an embedding on every such frame; crediting an
+        # action to a face never compared with the first one would be a silent hole.
+        raise ValueError("an action was completed on a frame without an embedding")
     if state.done:
         return state
     if state.progress == len(state.actions):

@@ -5,6 +5,7 @@
   cheeks move with parallax, as they do when a real head turns.
 - :func:`planar_pose` moves the whole photo as a flat sheet: one homography, which is
   what a printed photo or a phone screen turned in front of a camera produces.
+- :func:`camera_frame` cuts a 640×480 webcam-like frame around a photo's face.
 """
 
 from __future__ import annotations
@@ -139,3 +140,20 @@ def planar_pose(
         corners.astype(np.float32), projected.astype(np.float32)
     )
     return cv2.warpPerspective(image, homography, (w, h), borderMode=cv2.BORDER_REPLICATE)
+
+
+def camera_frame(
+    image: Image, box: tuple[float, float, float, float], size: tuple[int, int] = (640, 480)
+) -> Image:
+    """A ``size`` (width, height) frame cut from a photo with the face of ``box`` in the
+    middle, about 1/2.6 of the frame high: how a webcam frames a person at a desk."""
+    left, top, right, bottom = box
+    cx, cy = (left + right) / 2, (top + bottom) / 2
+    aspect = size[0] / size[1]
+    h = min((bottom - top) * 2.6, image.shape[0])
+    w = min(h * aspect, image.shape[1])
+    h = w / aspect
+    x0 = int(np.clip(cx - w / 2, 0, image.shape[1] - w))
+    y0 = int(np.clip(cy - h / 2, 0, image.shape[0] - h))
+    crop = image[y0 : y0 + int(h), x0 : x0 + int(w)]
+    return cv2.resize(crop, size, interpolation=cv2.INTER_AREA)

@@ -13,6 +13,7 @@ take the next frame.
 from __future__ import annotations
 
 import base64
+import math
 from dataclasses import astuple, dataclass
 from typing import Any
 
@@ -39,6 +40,16 @@ def to_gray(image: Image) -> tuple[Gray, float]:
     return gray, scale
 
 
+@dataclass(frozen=True)
+class StepQuality:
+    """How one frame-to-frame step went: the share of the points alive before that
+    were found again, and the median matching error of those (Lucas–Kanade's mean
+    absolute grey-level difference over each point's 21×21 window)."""
+
+    kept: float
+    error: float
+
+
 @dataclass
 class TrackState:
     reference: NDArray[np.float32]  # (N, 2) seeds on the first frame, tracking px
@@ -52,11 +63,13 @@ class TrackState:
         seeds = np.asarray(points, np.float32)[:, :2]
         return cls(seeds.copy(), seeds.copy(), np.ones(len(seeds), bool), gray, roi)
 
-    def step(self, gray: Gray, roi: Roi | None = None) -> TrackState:
+    def step(self, gray: Gray, roi: Roi | None = None) -> tuple[TrackState, StepQuality]:
+        """Carry the points onto ``gray``; also says how well this one step matched."""
         if gray.shape != self.previous.shape:
             # A resolution change mid-session breaks the correspondence; stop tracking.
-            return TrackState(self.reference, self.current, np.zeros_like(self.alive), gray, None)
-        pts, status, _ = cv2.calcOpticalFlowPyrLK(
+            dead = TrackState(self.reference, self.current, np.zeros_like(self.alive), gray, None)
+            return dead, StepQuality(0.0, math.inf)
+        pts, status, err = cv2.calcOpticalFlowPyrLK(
             self.previous,
             gray,
             self.current.reshape(-1, 1, 2),
@@ -66,7 +79,12 @@ class TrackState:
             criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01),
         )
         alive = self.alive & (status.ravel() == 1)
-        return TrackState(self.reference, pts.reshape(-1, 2), alive, gray, roi)
+        before = int(self.alive.sum())
+        quality = StepQuality(
+            kept=int(alive.sum()) / before if before else 0.0,
+            error=float(np.median(err.ravel()[alive])) if alive.any() else math.inf,
+        )
+        return TrackState(self.reference, pts.reshape(-1, 2), alive, gray, roi), quality
 
     @property
     def usable(self) -> bool:

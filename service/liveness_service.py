@@ -21,12 +21,21 @@ from sqlalchemy.orm import Session
 
 from indexing.errors import CorruptImage, ImageError, ImageTooLarge, UnsupportedImage
 from indexing.pipeline import FacePipeline
+from indexing.types import BBox
 from liveness.actions import ChallengePolicy, random_actions
 from liveness.features import FeatureExtractor
 from liveness.frames import measure_frame
 from liveness.passive.check import PassiveChecker, PassiveResult
 from liveness.passive.onnx_model import load_operator_model
-from liveness.session import PASSED, Observation, SessionState, advance, expire_if_due
+from liveness.session import (
+    PASSED,
+    Observation,
+    SessionState,
+    advance,
+    embedding_needed,
+    expire_if_due,
+    needs_iris,
+)
 from liveness.tracking import TrackState
 from service.auth.principal import Principal
 from service.db.models import LivenessSession, Verification
@@ -123,12 +132,20 @@ def passive_check(app_state: Any, image_bytes: bytes) -> PassiveResult:
     ``liveness=true``). Raises problem+json errors for bad images and no face."""
     runtime = _runtime(app_state)
     pipeline = runtime.pipeline(app_state)
-    image = _decode(pipeline, image_bytes)
-    faces = pipeline.detect_image(image, max_faces=1)
-    if not faces:
+    return passive_check_image(runtime.passive, pipeline, _decode(pipeline, image_bytes))
+
+
+def passive_check_image(
+    checker: PassiveChecker, pipeline: FacePipeline, image: np.ndarray
+) -> PassiveResult:
+    """The passive check of the largest face of a decoded image (the benchmark times
+    this with the decode): the detector's box is all it needs, so the pipeline's
+    landmarks, chips and quality are not run."""
+    boxes = _detected_boxes(pipeline, image)
+    if not boxes:
         raise NoFaceForLiveness("no face found in the image")
-    b = faces[0].bbox
-    result = runtime.passive(image, (b.left, b.top, b.right, b.bottom))
+    b = boxes[0]
+    result = checker(image, (b.left, b.top, b.right, b.bottom))
     result.signals["bbox"] = b.as_dict()
     return result
 
@@ -327,46 +344,100 @@ def post_frame(
         machine = advance(machine, obs, now=now, expires_at=expires_at, policy=runtime.policy)
         _store(row, machine, None, session, principal, runtime)
         return _view(row, runtime)
-    obs, track = _observe(app_state, runtime, row, data, digest, last)
-    # "One face throughout" means: every frame matches the first by the embedding
-    # model's own verification threshold.
-    spec = runtime.pipeline(app_state).spec(runtime.model_id)
+    # "One face throughout" means: every embedded frame matches the first by the
+    # embedding model's own verification threshold.
+    pipeline = runtime.pipeline(app_state)
+    spec = pipeline.spec(runtime.model_id)
     policy = replace(runtime.policy, same_face=max(runtime.policy.same_face, spec.threshold))
-    machine = advance(machine, obs, now=now, expires_at=expires_at, policy=policy)
-    _store(row, machine, track, session, principal, runtime)
+    track_data = row.state.get("track")
+    frame = observe_frame(
+        runtime,
+        pipeline,
+        _decode(pipeline, data),
+        machine,
+        TrackState.from_dict(track_data) if track_data else None,
+        digest=digest,
+        last=last,
+        now=now,
+        expires_at=expires_at,
+        policy=policy,
+    )
+    machine = advance(machine, frame.observation, now=now, expires_at=expires_at, policy=policy)
+    _store(row, machine, frame.track, session, principal, runtime)
     return _view(row, runtime)
 
 
-def _observe(
-    app_state: Any,
+@dataclass(frozen=True)
+class ObservedFrame:
+    observation: Observation
+    track: TrackState | None
+    embedded: bool  # an embedding was computed for this frame
+    detections: int  # detector runs: 2 when the need for an embedding showed late
+
+
+def observe_frame(
     runtime: LivenessRuntime,
-    row: LivenessSession,
-    data: bytes,
+    pipeline: FacePipeline,
+    image: np.ndarray,
+    machine: SessionState,
+    track: TrackState | None,
+    *,
     digest: str,
     last: bool,
-) -> tuple[Observation, TrackState | None]:
-    pipeline = runtime.pipeline(app_state)
-    image = _decode(pipeline, data)
-    faces = pipeline.analyze_image(image, model_ids=[runtime.model_id], max_faces=2)
-    track_data = row.state.get("track")
-    track = TrackState.from_dict(track_data) if track_data else None
+    now: float,
+    expires_at: float,
+    policy: ChallengePolicy,
+) -> ObservedFrame:
+    """Everything a session frame needs but the database: faces, mesh (and the iris
+    model when a blink can count), tracked motion, continuity, and the embedding when
+    ``embedding_needed`` asks for it. The benchmark times this same function."""
+    model_ids = [runtime.model_id]
+    # When the embedding is certain to be needed, one analyze_image detects and embeds;
+    # otherwise the detector alone counts the faces and gives the box.
+    certain = (
+        track is None
+        or machine.reference_embedding is None
+        or last
+        or machine.unembedded >= policy.max_unembedded
+    )
+    analyzed = pipeline.analyze_image(image, model_ids=model_ids, max_faces=2) if certain else None
+    boxes = [f.bbox for f in analyzed] if analyzed is not None else _detected_boxes(pipeline, image)
+    detections = 1
     box = None
-    if len(faces) == 1:
-        b = faces[0].bbox
+    if len(boxes) == 1:
+        b = boxes[0]
         box = (b.left, b.top, b.right, b.bottom)
-    measured = measure_frame(runtime.extractor, image, box, track)
-    embedding = None
-    if len(faces) == 1 and measured.features is not None:
-        embedding = [float(x) for x in faces[0].embeddings[runtime.model_id]]
+    measured = measure_frame(runtime.extractor, image, box, track, iris=needs_iris(machine))
     obs = Observation(
         digest=digest,
-        faces=len(faces),
+        faces=len(boxes),
         features=measured.features,
-        embedding=embedding,
         motion=measured.motion,
         last=last,
+        continuous=measured.continuous,
     )
-    return obs, measured.track
+    if not embedding_needed(machine, obs, now=now, expires_at=expires_at, policy=policy):
+        return ObservedFrame(obs, measured.track, False, detections)
+    if analyzed is None:
+        # The need showed only now (a break in continuity, or a frame that completes an
+        # action): analyze_image detects again, as the pipeline has no entry point that
+        # embeds a face it has already detected.
+        analyzed = pipeline.analyze_image(image, model_ids=model_ids, max_faces=2)
+        detections += 1
+    if len(analyzed) != 1:
+        # The detector is deterministic, so this does not happen; if it did, the frame
+        # counts with the faces its embedding pass saw, never as an unchecked face.
+        return ObservedFrame(replace(obs, faces=len(analyzed)), measured.track, False, detections)
+    embedding = [float(x) for x in analyzed[0].embeddings[runtime.model_id]]
+    return ObservedFrame(replace(obs, embedding=embedding), measured.track, True, detections)
+
+
+def _detected_boxes(pipeline: FacePipeline, image: np.ndarray) -> list[BBox]:
+    """The detector's boxes, largest first (as the pipeline orders faces), without the
+    5-point landmarks, chips and quality that only an embedding needs."""
+    found = pipeline.detector.detect(image)
+    found.sort(key=lambda d: d.bbox.width * d.bbox.height, reverse=True)
+    return [d.bbox for d in found]
 
 
 def session_probe(

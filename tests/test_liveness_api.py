@@ -25,15 +25,8 @@ OTHER = FACES_DIR / "identities" / "rose_leslie" / "rose2.jpg"
 def camera_frame(path: Path, pipeline) -> np.ndarray:  # noqa: ANN001
     """A 640×480 frame with the photo's face in the middle, as a webcam would send."""
     image = np.asarray(Image.open(path).convert("RGB"))
-    box = pipeline.detect_image(image, max_faces=1)[0].bbox
-    cx, cy = (box.left + box.right) / 2, (box.top + box.bottom) / 2
-    h = min(box.height * 2.6, image.shape[0])
-    w = min(h * 4 / 3, image.shape[1])
-    h = w * 3 / 4
-    x0 = int(np.clip(cx - w / 2, 0, image.shape[1] - w))
-    y0 = int(np.clip(cy - h / 2, 0, image.shape[0] - h))
-    crop = image[y0 : y0 + int(h), x0 : x0 + int(w)]
-    return cv2.resize(crop, (640, 480), interpolation=cv2.INTER_AREA)
+    b = pipeline.detect_image(image, max_faces=1)[0].bbox
+    return synthesis.camera_frame(image, (b.left, b.top, b.right, b.bottom))
 
 
 def jpeg(image: np.ndarray, quality: int = 92) -> bytes:
@@ -206,6 +199,25 @@ def test_an_expired_session_fails(client, key, frame) -> None:  # noqa: ANN001
 def test_a_different_face_swapped_in_fails(client, key, frame, pipeline) -> None:  # noqa: ANN001
     session = new_session(client, key, ["turn_left", "turn_right"])
     assert post(client, key, session["id"], jpeg(frame)).json()["status"] == "pending"
+    body = post(client, key, session["id"], jpeg(camera_frame(OTHER, pipeline))).json()
+    assert body["status"] == "failed" and body["reasons"] == ["face_changed"]
+
+
+def test_a_face_swapped_in_between_embedded_frames_fails(client, key, frame, pipeline) -> None:  # noqa: ANN001
+    """Not every frame is embedded: a face swapped in on a frame the schedule would
+    skip is caught by the break in continuity, which asks for the embedding."""
+    session = new_session(client, key, ["turn_left", "turn_right"])
+    box = pipeline.detect_image(frame, max_faces=1)[0].bbox
+    mesh = client.app.state.liveness.extractor.mesh(
+        frame, (box.left, box.top, box.right, box.bottom)
+    ).points
+    for yaw in (0, 1, 2, 3):
+        body = post(client, key, session["id"], jpeg(synthesis.render_pose(frame, mesh, yaw)))
+        assert body.json()["status"] == "pending", body.text
+    with client.app.state.sessionmaker() as s:
+        machine = s.get(LivenessSession, uuid.UUID(session["id"])).state["machine"]
+    # The swap lands on a frame the schedule alone would not embed.
+    assert machine["unembedded"] < client.app.state.liveness.policy.max_unembedded
     body = post(client, key, session["id"], jpeg(camera_frame(OTHER, pipeline))).json()
     assert body["status"] == "failed" and body["reasons"] == ["face_changed"]
 

@@ -14,6 +14,7 @@ from PIL import Image
 
 from liveness import synthesis
 from liveness.features import FeatureExtractor
+from liveness.frames import CONTINUITY_MAX_ERROR, measure_frame
 from liveness.mesh import FACE_MESH_MODEL, IRIS_MODEL, MODELS_DIR
 from liveness.passive import signals
 from liveness.passive.check import PassiveChecker
@@ -94,6 +95,29 @@ def test_rendered_head_turn_and_look_up_are_measured(extractor: FeatureExtractor
     assert base is not None and left is not None and up is not None
     assert left.yaw - base.yaw > 12
     assert up.pitch - base.pitch > 8
+
+
+def test_continuity_follows_one_face_and_breaks_on_a_swap(extractor: FeatureExtractor) -> None:
+    def frame(path: Path) -> np.ndarray:
+        image = load(path)
+        return synthesis.camera_frame(image, dlib_box(image))
+
+    obama, kit = frame(OBAMA), frame(KIT)
+    box = dlib_box(obama)
+    mesh = extractor.mesh(obama, box)
+    assert mesh is not None
+    first = measure_frame(extractor, obama, box, None)
+    turn = synthesis.render_pose(obama, mesh.points, 8)
+    turned = measure_frame(extractor, turn, box, first.track)
+    assert turned.continuous and turned.step is not None
+    assert turned.step.error <= CONTINUITY_MAX_ERROR
+    swapped = measure_frame(extractor, kit, dlib_box(kit), first.track)
+    assert swapped.features is not None and not swapped.continuous
+    assert swapped.step is not None and swapped.step.error > 2 * CONTINUITY_MAX_ERROR
+    # Without the iris model the frame has every other feature, and no iris visibility.
+    bare = measure_frame(extractor, obama, box, first.track, iris=False)
+    assert bare.features is not None and bare.features.iris_visibility is None
+    assert bare.features.yaw == pytest.approx(first.features.yaw, abs=1.0)
 
 
 def test_lbp_codes_and_texture() -> None:

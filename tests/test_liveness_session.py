@@ -11,7 +11,16 @@ import pytest
 from liveness.actions import HEAD_TURNS, Action, ChallengePolicy, random_actions
 from liveness.depth import MotionPair
 from liveness.features import FrameFeatures
-from liveness.session import FAILED, PASSED, PENDING, Observation, SessionState, advance
+from liveness.session import (
+    FAILED,
+    PASSED,
+    PENDING,
+    Observation,
+    SessionState,
+    advance,
+    embedding_needed,
+    needs_iris,
+)
 
 POLICY = ChallengePolicy()
 T0, TTL = 1_000.0, 60.0
@@ -225,3 +234,71 @@ def test_random_actions_are_distinct_and_include_a_head_turn() -> None:
         assert any(a in HEAD_TURNS for a in actions)
         seen.add(tuple(actions))
     assert len(seen) > 50  # really random, not a fixed few
+
+
+def _needed(d: Driver, **obs: object) -> bool:
+    fields = {"digest": "next", "faces": 1, "features": NEUTRAL, "continuous": True, **obs}
+    return embedding_needed(
+        d.state, Observation(**fields), now=d.now + 1, expires_at=d.expires_at, policy=POLICY
+    )
+
+
+def test_which_frames_must_be_embedded() -> None:
+    d = Driver([Action.turn_left, Action.blink])
+    assert _needed(d)  # the first face: the reference
+    d.baseline()
+    assert not _needed(d)  # the same face, followed without a break
+    assert _needed(d, continuous=False)  # a break in continuity
+    assert _needed(d, last=True)  # the client's last frame
+    assert _needed(d, features=POSES[Action.turn_left])  # completes an action
+    assert not _needed(d, faces=0, features=None) and not _needed(d, faces=2)
+    for _ in range(POLICY.max_unembedded):
+        assert not _needed(d)
+        d.frame(embedding=None, motion=MotionPair(0.003, 0.002))
+    assert d.state.unembedded == POLICY.max_unembedded
+    assert _needed(d)  # at most max_unembedded face frames in a row go without
+    d.frame()
+    assert d.state.unembedded == 0 and not _needed(d)
+
+
+def test_a_frame_that_would_pass_the_session_is_embedded() -> None:
+    d = Driver([Action.turn_left, Action.smile])
+    d.baseline()
+    perform(d, Action.turn_left)
+    assert _needed(d, features=POSES[Action.smile])
+    assert not _needed(d, features=NEUTRAL)
+
+
+def test_an_action_is_never_credited_without_an_embedding() -> None:
+    d = Driver([Action.turn_left, Action.blink])
+    d.baseline()
+    with pytest.raises(ValueError, match="without an embedding"):
+        d.frame(POSES[Action.turn_left], embedding=None, motion=DEPTH)
+
+
+def test_a_face_swapped_in_is_caught_on_the_next_embedded_frame() -> None:
+    """Frames skipped by the schedule are followed, by construction, by an embedded one
+    within max_unembedded frames: a swapped-in face that stays is caught there."""
+    d = Driver([Action.turn_left, Action.blink])
+    d.baseline()
+    for _ in range(POLICY.max_unembedded):
+        d.frame(embedding=None, motion=MotionPair(0.003, 0.002))
+    assert _needed(d)
+    d.frame(embedding=FACE_B)
+    assert d.state.status == FAILED and d.state.reasons == ["face_changed"]
+
+
+def test_the_iris_model_runs_only_while_a_blink_is_due() -> None:
+    d = Driver([Action.turn_left, Action.blink])
+    assert not needs_iris(d.state)  # baseline frames judge no action
+    d.baseline()
+    assert not needs_iris(d.state)  # a turn is due
+    perform(d, Action.turn_left)
+    assert needs_iris(d.state)
+    perform(d, Action.blink)
+    assert d.state.status == PASSED and not needs_iris(d.state)
+    blink = Driver([Action.blink, Action.turn_left])
+    blink.baseline()
+    assert needs_iris(blink.state)
+    with pytest.raises(ValueError, match="without the iris model"):
+        blink.frame(replace(NEUTRAL, iris_visibility=None))
