@@ -185,6 +185,19 @@ def test_frames_replayed_from_another_session_fail(client, key, frame) -> None: 
     assert body["status"] == "failed" and body["reasons"] == ["replayed_frame"]
 
 
+def test_replay_lookup_is_answered_by_the_digest_index(engine) -> None:  # noqa: ANN001
+    """The cross-session replay check runs on every frame: it must be an index lookup,
+    not a scan of every session's state."""
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SET enable_seqscan = off")
+        sql = liveness_service._REPLAYED_SQL.compile(engine)
+        plan = conn.exec_driver_sql(
+            "EXPLAIN " + str(sql).replace("%(row_id)s", "%s").replace("%(digests)s", "%s"),
+            (uuid.uuid4(), '["ab"]'),
+        ).scalars()
+        assert "ix_liveness_sessions_digests" in "\n".join(plan)
+
+
 def test_an_expired_session_fails(client, key, frame) -> None:  # noqa: ANN001
     client.app.state.liveness.session_ttl_s = 0.3
     session = new_session(client, key)

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    literal_column,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
@@ -274,6 +275,16 @@ class Job(Base):
 
 class LivenessSession(Base):
     __tablename__ = "liveness_sessions"
+    # A frame's digest is looked up in every other session (replay across sessions):
+    # without this index that is a scan of all sessions' state, per frame.
+    __table_args__ = (
+        Index(
+            "ix_liveness_sessions_digests",
+            literal_column("(state -> 'digests')").label("digests"),
+            postgresql_using="gin",
+            postgresql_ops={"digests": "jsonb_path_ops"},
+        ),
+    )
     id: Mapped[uuid.UUID] = _uuid_pk()
     principal_id: Mapped[str] = mapped_column(String(64))
     actions: Mapped[list[str]] = mapped_column(ARRAY(String(32)))
