@@ -51,6 +51,9 @@ class PipelineConfig:
     # (7.1%) and lowers it at 1e-4 (24% → 20%): worth it once the embedder is fast.
     # The registry then reports the threshold calibrated with it.
     flip_average: bool = False
+    # Calibration records (``faceprint models calibrate``) that replace the shipped
+    # thresholds; None: the shipped thresholds only (benchmarks measure against them).
+    calibration_dir: Path | None = None
     # Embedding batch size: chips are embedded in chunks of at most this many.
     batch_size: int = 32
 
@@ -255,17 +258,23 @@ def select_enrollment_face(faces: Sequence[F], *, check_quality: bool = True) ->
     return faces[0]
 
 
+def embedder_context(config: PipelineConfig) -> EmbedderContext:
+    """What the model registry of a pipeline with ``config`` sees (also for tools that
+    need the registry's specs without a detector)."""
+    return EmbedderContext(
+        model_dir=config.model_dir,
+        cache_dir=config.cache_dir,
+        intra_op_threads=config.intra_op_threads,
+        flip_average=config.flip_average,
+        calibration_dir=config.calibration_dir,
+    )
+
+
 def build_pipeline(
     config: PipelineConfig, *, metrics_registry: CollectorRegistry | None = None
 ) -> FacePipeline:
     """Everything expensive is made here, once. Pass the service's Prometheus registry
     to export the stage histogram; without one a private registry is used."""
-    context = EmbedderContext(
-        model_dir=config.model_dir,
-        cache_dir=config.cache_dir,
-        intra_op_threads=config.intra_op_threads,
-        flip_average=config.flip_average,
-    )
     return FacePipeline(
         config,
         detector=build_detector(
@@ -275,6 +284,6 @@ def build_pipeline(
             intra_op_threads=config.intra_op_threads,
         ),
         landmarks=LandmarkPredictor(),
-        models=ModelRegistry(context),
+        models=ModelRegistry(embedder_context(config)),
         metrics=PipelineMetrics(metrics_registry or CollectorRegistry()),
     )

@@ -401,7 +401,9 @@ def _print_report(
     from service import reindex as service_reindex
 
     elapsed = time.perf_counter() - started
-    report = service_reindex.report(components.engine, gallery_id=gallery, job_id=job_id)
+    report = service_reindex.report(
+        components.engine, gallery_id=gallery, threshold=components.threshold, job_id=job_id
+    )
     cov, shadow = report.coverage, report.shadow
     console.print(
         f"embedded {embedded} faces in {elapsed:.1f} s"

@@ -8,6 +8,7 @@ import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 import anyio
@@ -24,7 +25,6 @@ from retrieval.factory import build_index
 from retrieval.templates import ensure_model_index
 from retrieval.warmup import warm_up
 from service.datadir import Secrets
-from service.db.models import Model
 from service.settings import Settings
 
 T = TypeVar("T")
@@ -56,7 +56,13 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
         max_pixels=settings.max_image_pixels,
         min_face_px=settings.min_face_px,
         flip_average=settings.flip_average,
+        calibration_dir=calibration_dir(settings),
     )
+
+
+def calibration_dir(settings: Settings) -> Path:
+    """Where ``faceprint models calibrate`` writes the thresholds the service uses."""
+    return settings.data_dir / "calibration"
 
 
 def build_store(settings: Settings, secrets: Secrets) -> ImageStore:
@@ -86,18 +92,12 @@ class Components:
     _relay_stop: threading.Event = field(default_factory=threading.Event)
     _relay: threading.Thread | None = None
 
-    _thresholds: dict[str, float] = field(default_factory=dict)
-
-    def threshold(self, session: Session, model_id: str) -> float:
-        """The model's decision threshold as registered in the models table (read once
-        per process: it is fixed when the model is registered)."""
-        cached = self._thresholds.get(model_id)
-        if cached is None:
-            row = session.get(Model, model_id)
-            spec_value = self.pipeline.spec(model_id).threshold
-            cached = float(row.threshold) if row is not None else spec_value
-            self._thresholds[model_id] = cached
-        return cached
+    def threshold(self, model_id: str) -> float:
+        """The model's decision threshold: the registry's, the one source for verify,
+        search and reports (a valid calibration record's, else the shipped default for
+        this embedding mode; resolved once per process). The ``models`` table's column
+        only records the value at registration, so no database lookup decides."""
+        return self.pipeline.spec(model_id).threshold
 
     @property
     def default_model(self) -> str:

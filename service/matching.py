@@ -61,10 +61,6 @@ def probe_face(
     return faces[0]
 
 
-def threshold_for(session: Session, components: Components, model_id: str) -> float:
-    return components.threshold(session, model_id)
-
-
 def _principal_fields(principal: Principal) -> dict[str, str]:
     return {"principal_type": principal.kind, "principal_id": principal.id}
 
@@ -138,7 +134,7 @@ def verify_against_subject(
         raise NoTemplates(
             f"subject {subject.id} has no face enrolled for model {model_id}; enroll one first"
         )
-    threshold = threshold_for(session, components, model_id)
+    threshold = components.threshold(model_id)
     row = Verification(
         id=uuid.uuid4(),
         kind="verify",
@@ -176,7 +172,7 @@ def verify_two_images(
 ) -> VerifyOutcome:
     similarity = float(np.dot(probe.embeddings[model_id], reference.embeddings[model_id]))
     similarity = max(-1.0, min(1.0, similarity))
-    threshold = threshold_for(session, components, model_id)
+    threshold = components.threshold(model_id)
     row = Verification(
         id=uuid.uuid4(),
         kind="verify",
@@ -219,7 +215,7 @@ def search(
     started: float,
 ) -> SearchOutcome:
     model_id = gallery.active_model_id
-    cut = threshold if threshold is not None else threshold_for(session, components, model_id)
+    cut = threshold if threshold is not None else components.threshold(model_id)
     hits = search_subjects(
         session.connection(),
         components.index,

@@ -480,9 +480,16 @@ class Report:
     shadow: ShadowReport
 
 
-def report(engine: Engine, *, gallery_id: uuid.UUID, job_id: uuid.UUID | None = None) -> Report:
+def report(
+    engine: Engine,
+    *,
+    gallery_id: uuid.UUID,
+    threshold: Callable[[str], float],
+    job_id: uuid.UUID | None = None,
+) -> Report:
     """Coverage and shadow comparison of the reindex under way (or, once activated, of
-    the active model against the previous one); saved on the reindex job when given."""
+    the active model against the previous one) at each model's ``threshold`` (the
+    registry's: ``Components.threshold``); saved on the reindex job when given."""
     with engine.begin() as conn:
         gallery = _gallery(conn, gallery_id)
         if gallery.pending_model_id:
@@ -492,7 +499,8 @@ def report(engine: Engine, *, gallery_id: uuid.UUID, job_id: uuid.UUID | None = 
         else:
             raise Unprocessable(f"gallery {gallery_id} has no reindex to report on")
         result = Report(
-            coverage(conn, gallery_id, old, new), shadow_compare(conn, gallery_id, old, new)
+            coverage(conn, gallery_id, old, new),
+            shadow_compare(conn, gallery_id, old, new, threshold=threshold),
         )
         if job_id is not None:
             saved = {

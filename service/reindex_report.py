@@ -5,6 +5,7 @@ models decide the gallery's own same-subject and different-subject pairs)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -162,21 +163,17 @@ def shadow_compare(
     old_model: str,
     new_model: str,
     *,
+    threshold: Callable[[str], float],
     max_pairs: int = 50_000,
     seed: int = 0,
 ) -> ShadowReport:
-    """Decide the gallery's own pairs with both models at their thresholds. Same-subject
-    pairs estimate each model's true-match rate, different-subject pairs its false-match
-    rate; ``agreement`` says how often the two models decide alike."""
-    thresholds = dict(
-        conn.execute(
-            text("SELECT id, threshold FROM models WHERE id IN (:a, :b)"),
-            {"a": old_model, "b": new_model},
-        ).all()
-    )
+    """Decide the gallery's own pairs with both models at their thresholds (``threshold``
+    is the model registry's, the one that verify and search use). Same-subject pairs
+    estimate each model's true-match rate, different-subject pairs its false-match rate;
+    ``agreement`` says how often the two models decide alike."""
     subjects, old, new = _paired_embeddings(conn, gallery_id, old_model, new_model)
     rng = np.random.default_rng(seed)
-    old_t, new_t = float(thresholds[old_model]), float(thresholds[new_model])
+    old_t, new_t = threshold(old_model), threshold(new_model)
     return ShadowReport(
         old_model=old_model,
         new_model=new_model,

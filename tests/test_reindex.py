@@ -151,7 +151,9 @@ def test_reindex_while_verifying_then_activate_and_rollback(
         assert again.already_done == 8 and again.embedded == 1 and not again.failed
         assert _templates(client, gid) == {OLD: 9, NEW: 9}
 
-        report = reindex.report(engine, gallery_id=gid, job_id=job_id)
+        report = reindex.report(
+            engine, gallery_id=gid, threshold=components.threshold, job_id=job_id
+        )
         assert report.coverage.complete and report.coverage.failed == {}
         shadow = report.shadow
         assert shadow.faces_compared == 9

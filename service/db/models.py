@@ -92,6 +92,10 @@ class Model(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     dim: Mapped[int] = mapped_column(Integer)
     metric: Mapped[str] = mapped_column(String(16), server_default="cosine")
+    # The registry's threshold when the model was registered here, kept as a record.
+    # Decisions read the registry (``Components.threshold``): a calibration made later,
+    # or mirror averaging switched on, changes the threshold without touching this row;
+    # each verification stores the threshold it actually used.
     threshold: Mapped[float] = mapped_column(Float)
     version: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = _created()
