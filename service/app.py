@@ -8,7 +8,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from indexing.pipeline import FacePipeline
-from service.api import api_keys, auth, faces, galleries, health, jobs, matching, verifications
+from service.api import (
+    api_keys,
+    auth,
+    faces,
+    galleries,
+    health,
+    jobs,
+    matching,
+    models,
+    verifications,
+)
 from service.api import liveness as liveness_api
 from service.auth.login import build_auth
 from service.components import Components, build_components
@@ -71,6 +81,7 @@ def create_app(
     app.include_router(auth.router)
     app.include_router(api_keys.router, dependencies=[PrincipalRateLimit])
     app.include_router(jobs.router, dependencies=[PrincipalRateLimit])
+    app.include_router(models.router, dependencies=[PrincipalRateLimit])
     app.include_router(liveness_api.router, dependencies=[PrincipalRateLimit])
     for router in (galleries.router, faces.router, matching.router, verifications.router):
         app.include_router(router, dependencies=[PrincipalRateLimit])
