@@ -54,6 +54,7 @@ def serve(
     import os
 
     from service.app import create_app
+    from service.http_protocol import NoDelayH11Protocol
 
     settings = get_settings()
     configure_logging(settings.log_level)
@@ -83,6 +84,7 @@ def serve(
                     host=host,
                     port=port,
                     workers=workers,
+                    http=NoDelayH11Protocol,
                     log_config=None,
                     access_log=False,
                 )
@@ -91,6 +93,7 @@ def serve(
                     create_app(settings, database_url=url),
                     host=host,
                     port=port,
+                    http=NoDelayH11Protocol,
                     log_config=None,
                     access_log=False,
                 )
