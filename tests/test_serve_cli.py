@@ -37,9 +37,9 @@ def postgres_running(data_dir: Path) -> bool:
     return False
 
 
-def start(env: dict[str, str], port: int) -> subprocess.Popen[str]:
+def start(env: dict[str, str], port: int, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [FACEPRINT, "serve", "--port", str(port)],
+        [FACEPRINT, "serve", "--port", str(port), *extra],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
 
@@ -117,3 +117,26 @@ def test_serve_embedded_lifecycle(data: Path) -> None:
     offline = cli(env, "keys", "create", "--name", "offline", "--role", "client")
     assert offline.returncode == 0, offline.stderr
     assert not postgres_running(data)
+
+
+def test_serve_with_worker_processes(data: Path) -> None:
+    """``--workers 2``: both processes join the one embedded database, answer over
+    keep-alive connections, and Ctrl-C stops them and the database."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FACEPRINT_")}
+    env["FACEPRINT_DATA_DIR"] = str(data)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = start(env, port, "--workers", "2")
+    try:
+        wait_ready(url, proc)
+        key = cli(env, "keys", "create", "--name", "k", "--role", "admin").stdout.strip()
+        with httpx.Client(base_url=url, headers={"X-API-Key": key}) as client:
+            for _ in range(20):
+                assert client.get("/v1/api-keys").status_code == 200
+        with httpx.Client(base_url=url) as fresh:  # new connections, either process
+            for _ in range(20):
+                assert fresh.get("/v1/api-keys", headers={"X-API-Key": key}).status_code == 200
+    finally:
+        err = stop(proc)
+    assert "rate limits per process" in err
+    assert not postgres_running(data), "Ctrl-C must stop the embedded PostgreSQL"
