@@ -124,6 +124,11 @@ class FacePipeline:
                 found = [min(found, key=lambda d: _centre_distance(d.bbox, image))]
             if max_faces is not None:
                 found = found[:max_faces]
+        return self._shaped(image, found, timings)
+
+    def _shaped(
+        self, image: RGBImage, found: Sequence[Detection], timings: StageTimings | None
+    ) -> list[_Face]:
         with self.metrics.stage("landmarks_align", timings):
             shapes = [self.landmarks.predict(image, d) for d in found]
             chips = [chip(image, d.bbox, s, DLIB_150) for d, s in zip(found, shapes, strict=True)]
@@ -207,19 +212,29 @@ class FacePipeline:
         model_ids: Sequence[str],
         max_faces: int | None = None,
         timings: StageTimings | None = None,
+        known_faces: Sequence[Sequence[Detection] | None] | None = None,
     ) -> list[list[AnalyzedFace] | ImageError]:
         """Many images, with the embeddings of all their faces computed in batches.
-        A bad image gives its ``ImageError`` in its slot instead of failing the batch."""
+        A bad image gives its ``ImageError`` in its slot instead of failing the batch.
+        ``known_faces[i]``, when given and not None, are image i's faces as found
+        before (a reindex re-embedding an enrolled face from its stored box): they are
+        landmarked and embedded without running the detector again."""
         for model_id in model_ids:
             self.models.entry(model_id)
+        if known_faces is not None and len(known_faces) != len(items):
+            raise ValueError("known_faces needs one entry per item")
         per_item: list[tuple[RGBImage, list[_Face]] | ImageError] = []
-        for data in items:
+        for i, data in enumerate(items):
             try:
                 image = self.decode(data, timings)
             except ImageError as exc:
                 per_item.append(exc)
                 continue
-            per_item.append((image, self._faces(image, max_faces, timings)))
+            known = known_faces[i] if known_faces is not None else None
+            if known is None:
+                per_item.append((image, self._faces(image, max_faces, timings)))
+            else:
+                per_item.append((image, self._shaped(image, known, timings)))
         flat = [
             (img, f)
             for entry in per_item

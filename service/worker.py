@@ -16,10 +16,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from prometheus_client import start_http_server
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from indexing.detection.base import Detection
 from indexing.errors import FaceError, ImageError, LowQuality, MultipleFaces, NoFace
 from indexing.image_store import ImageStoreError
 from indexing.pipeline import AnalyzedFace, FacePipeline, select_enrollment_face
@@ -93,26 +95,52 @@ def analyze_batch(
     return pipeline.analyze_many(items, model_ids=model_ids) if items else []
 
 
+def stored_detection(face: StoredFace) -> Detection | None:
+    """The face as enrollment found it (box and five landmarks), or None when the row
+    lacks them. The roll that straightens a tilted face before landmarking comes from
+    the stored eyes, as at enrollment it came from the detector's."""
+    bbox = stored_bbox(face.bbox)
+    if bbox is None or not face.landmarks or len(face.landmarks) != 5:
+        return None
+    points = np.asarray(face.landmarks, dtype=np.float32)
+    eye_line = points[1] - points[0]
+    return Detection(
+        bbox=bbox,
+        score=1.0,
+        roll=float(np.degrees(np.arctan2(eye_line[1], eye_line[0]))),
+        mouth=points[3:5].mean(axis=0),
+        five_points=points,
+    )
+
+
 @dataclass
 class PipelineReembedder:
-    """The reindex's embedding step on the face pipeline: detect again in the stored
-    original, take the face enrolled (by box), embed it with the new model."""
+    """The reindex's embedding step on the face pipeline: the enrolled face, at the box
+    and landmarks stored with it, is cut from the stored original and embedded with the
+    new model; the detector runs again only for rows stored without them."""
 
     pipeline: FacePipeline
 
     def __call__(
         self, faces: Sequence[tuple[StoredFace, bytes]], model_id: str
     ) -> list[Embedding | Exception]:
-        analyzed = analyze_batch(self.pipeline, [data for _, data in faces], [model_id])
+        known = [stored_detection(face) for face, _ in faces]
+        analyzed = self.pipeline.analyze_many(
+            [data for _, data in faces],
+            model_ids=[model_id],
+            known_faces=[None if d is None else [d] for d in known],
+        )
         out: list[Embedding | Exception] = []
-        for (face, _), result in zip(faces, analyzed, strict=True):
+        for (face, _), result, detection in zip(faces, analyzed, known, strict=True):
             if isinstance(result, Exception):
                 out.append(result)
-                continue
-            try:
-                out.append(pick_face(result, stored_bbox(face.bbox)).embeddings[model_id])
-            except FaceError as exc:
-                out.append(exc)
+            elif detection is not None:
+                out.append(result[0].embeddings[model_id])
+            else:
+                try:
+                    out.append(pick_face(result, stored_bbox(face.bbox)).embeddings[model_id])
+                except FaceError as exc:
+                    out.append(exc)
         return out
 
 

@@ -255,3 +255,58 @@ def test_reindex_cli_explains_itself_and_checks_arguments() -> None:
         app, ["reindex", "--gallery", str(uuid.uuid4()), "--activate", "--rollback"]
     )
     assert bad.exit_code == 2 and "exactly one" in bad.output
+
+
+ONNX = "dlib-resnet-v1-onnx"
+
+
+def _stored(face: Any, *, with_shape: bool = True) -> reindex.StoredFace:
+    from service.enrollment import face_metadata
+
+    meta = face_metadata(face)
+    return reindex.StoredFace(
+        face_id=uuid.uuid4(),
+        subject_id=uuid.uuid4(),
+        image_key="unused",
+        bbox=meta["bbox"] if with_shape else None,  # type: ignore[arg-type]
+        landmarks=meta["landmarks"] if with_shape else None,  # type: ignore[arg-type]
+    )
+
+
+def test_reembedding_uses_the_stored_face_not_a_new_detection(pipeline: Any) -> None:
+    """A reindex cuts the enrolled face at its stored box and landmarks: the embedding
+    is the one enrollment made, also for the smaller face of a two-person photo (which
+    a fresh detection would not pick as the largest) and for a rolled head."""
+    import cv2
+    import numpy as np
+
+    reembed = PipelineReembedder(pipeline)
+    photos = [
+        (FACES_DIR / "identities" / "biden" / "biden1.jpg").read_bytes(),
+        (FACES_DIR / "multi" / "obama_and_biden.jpg").read_bytes(),
+    ]
+    upright = cv2.imdecode(np.frombuffer(photos[0], np.uint8), cv2.IMREAD_COLOR)
+    h, w = upright.shape[:2]
+    turn = cv2.getRotationMatrix2D((w / 2, h / 2), 40, 1.0)
+    photos.append(cv2.imencode(".png", cv2.warpAffine(upright, turn, (w, h)))[1].tobytes())
+    checked = 0
+    for data in photos:
+        faces = pipeline.analyze(data, model_ids=[ONNX])
+        assert faces
+        face = faces[-1]  # the smallest face of the photo
+        (got,) = reembed([(_stored(face), data)], ONNX)
+        assert isinstance(got, np.ndarray)
+        assert float(got @ face.embeddings[ONNX]) > 0.999
+        checked += 1
+    assert checked == 3
+
+
+def test_reembedding_a_row_without_a_stored_box_detects_again(pipeline: Any) -> None:
+    import numpy as np
+
+    data = (FACES_DIR / "identities" / "obama" / "obama1.jpg").read_bytes()
+    (face,) = pipeline.analyze(data, model_ids=[ONNX])
+    (got,) = PipelineReembedder(pipeline)([(_stored(face, with_shape=False), data)], ONNX)
+    assert isinstance(got, np.ndarray) and float(got @ face.embeddings[ONNX]) > 0.999
+    (bad,) = PipelineReembedder(pipeline)([(_stored(face), b"not an image")], ONNX)
+    assert isinstance(bad, Exception)
