@@ -390,7 +390,7 @@ def session_latency(runtime: LivenessRuntime, pipeline: FacePipeline, photos: li
             elapsed = (time.perf_counter() - t0) * 1000
             cpu.append((time.process_time() - c0) * 1000)
             per_frame["embedded" if observed.embedded else "not embedded"].append(elapsed)
-            late += int(observed.detections > 1)
+            late += int(observed.late_embedding)
             frames += 1
             if machine.done:
                 passed += int(machine.status == "passed")

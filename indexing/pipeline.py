@@ -193,6 +193,22 @@ class FacePipeline:
         vectors = self._embed([(image, f) for f in faces], model_ids, timings)
         return [_analyzed(f, v) for f, v in zip(faces, vectors, strict=True)]
 
+    def analyze_detections(
+        self,
+        image: RGBImage,
+        detections: Sequence[Detection],
+        *,
+        model_ids: Sequence[str],
+        timings: StageTimings | None = None,
+    ) -> list[AnalyzedFace]:
+        """As :meth:`analyze_image` for faces the detector has already found in
+        ``image``: landmarks, quality and embeddings, without detecting again."""
+        for model_id in model_ids:
+            self.models.entry(model_id)
+        faces = self._shaped(image, detections, timings)
+        vectors = self._embed([(image, f) for f in faces], model_ids, timings)
+        return [_analyzed(f, v) for f, v in zip(faces, vectors, strict=True)]
+
     def analyze(
         self,
         data: bytes,

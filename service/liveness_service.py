@@ -20,9 +20,9 @@ import numpy as np
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from indexing.detection.base import Detection
 from indexing.errors import CorruptImage, ImageError, ImageTooLarge, UnsupportedImage
 from indexing.pipeline import FacePipeline
-from indexing.types import BBox
 from liveness.actions import ChallengePolicy, random_actions
 from liveness.features import FeatureExtractor
 from liveness.frames import measure_frame
@@ -142,10 +142,10 @@ def passive_check_image(
     """The passive check of the largest face of a decoded image (the benchmark times
     this with the decode): the detector's box is all it needs, so the pipeline's
     landmarks, chips and quality are not run."""
-    boxes = _detected_boxes(pipeline, image)
-    if not boxes:
+    found = _detections(pipeline, image)
+    if not found:
         raise NoFaceForLiveness("no face found in the image")
-    b = boxes[0]
+    b = found[0].bbox
     result = checker(image, (b.left, b.top, b.right, b.bottom))
     result.signals["bbox"] = b.as_dict()
     return result
@@ -379,7 +379,9 @@ class ObservedFrame:
     observation: Observation
     track: TrackState | None
     embedded: bool  # an embedding was computed for this frame
-    detections: int  # detector runs: 2 when the need for an embedding showed late
+    # The need for an embedding showed only after the frame was measured (the faces
+    # already detected were embedded then).
+    late_embedding: bool
 
 
 def observe_frame(
@@ -408,8 +410,8 @@ def observe_frame(
         or machine.unembedded >= policy.max_unembedded
     )
     analyzed = pipeline.analyze_image(image, model_ids=model_ids, max_faces=2) if certain else None
-    boxes = [f.bbox for f in analyzed] if analyzed is not None else _detected_boxes(pipeline, image)
-    detections = 1
+    found = _detections(pipeline, image) if analyzed is None else []
+    boxes = [f.bbox for f in analyzed] if analyzed is not None else [d.bbox for d in found]
     box = None
     if len(boxes) == 1:
         b = boxes[0]
@@ -424,27 +426,26 @@ def observe_frame(
         continuous=measured.continuous,
     )
     if not embedding_needed(machine, obs, now=now, expires_at=expires_at, policy=policy):
-        return ObservedFrame(obs, measured.track, False, detections)
-    if analyzed is None:
+        return ObservedFrame(obs, measured.track, False, False)
+    late = analyzed is None
+    if late:
         # The need showed only now (a break in continuity, or a frame that completes an
-        # action): analyze_image detects again, as the pipeline has no entry point that
-        # embeds a face it has already detected.
-        analyzed = pipeline.analyze_image(image, model_ids=model_ids, max_faces=2)
-        detections += 1
+        # action): the faces already detected are embedded, not detected again.
+        analyzed = pipeline.analyze_detections(image, found[:2], model_ids=model_ids)
     if len(analyzed) != 1:
         # The detector is deterministic, so this does not happen; if it did, the frame
         # counts with the faces its embedding pass saw, never as an unchecked face.
-        return ObservedFrame(replace(obs, faces=len(analyzed)), measured.track, False, detections)
+        return ObservedFrame(replace(obs, faces=len(analyzed)), measured.track, False, late)
     embedding = [float(x) for x in analyzed[0].embeddings[runtime.model_id]]
-    return ObservedFrame(replace(obs, embedding=embedding), measured.track, True, detections)
+    return ObservedFrame(replace(obs, embedding=embedding), measured.track, True, late)
 
 
-def _detected_boxes(pipeline: FacePipeline, image: np.ndarray) -> list[BBox]:
-    """The detector's boxes, largest first (as the pipeline orders faces), without the
+def _detections(pipeline: FacePipeline, image: np.ndarray) -> list[Detection]:
+    """The detector's faces, largest first (as the pipeline orders them), without the
     5-point landmarks, chips and quality that only an embedding needs."""
     found = pipeline.detector.detect(image)
     found.sort(key=lambda d: d.bbox.width * d.bbox.height, reverse=True)
-    return [d.bbox for d in found]
+    return found
 
 
 def session_probe(
