@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from indexing.detection.base import Detection
 from indexing.errors import CorruptImage, ImageError, ImageTooLarge, UnsupportedImage
 from indexing.pipeline import FacePipeline
+from indexing.types import BBox
 from liveness.actions import ChallengePolicy, random_actions
 from liveness.features import FeatureExtractor
 from liveness.frames import measure_frame
@@ -145,10 +146,20 @@ def passive_check_image(
     found = _detections(pipeline, image)
     if not found:
         raise NoFaceForLiveness("no face found in the image")
-    b = found[0].bbox
-    result = checker(image, (b.left, b.top, b.right, b.bottom))
-    result.signals["bbox"] = b.as_dict()
+    return passive_check_at(checker, image, found[0].bbox)
+
+
+def passive_check_at(checker: PassiveChecker, image: np.ndarray, box: BBox) -> PassiveResult:
+    """The passive check of the face at ``box`` in a decoded image."""
+    result = checker(image, (box.left, box.top, box.right, box.bottom))
+    result.signals["bbox"] = box.as_dict()
     return result
+
+
+def passive_check_face(app_state: Any, image: np.ndarray, box: BBox) -> PassiveResult:
+    """For verify with ``liveness=true``: the probe's face, already decoded and found by
+    the verify itself, so neither happens twice."""
+    return passive_check_at(_runtime(app_state).passive, image, box)
 
 
 def check_image(

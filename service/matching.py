@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from indexing.errors import NoFace
 from indexing.pipeline import AnalyzedFace
 from indexing.timings import StageTimings
+from indexing.types import RGBImage
 from retrieval.ranking import search_subjects
 from service.auth.principal import Principal
 from service.components import Components, probe_image_key
@@ -55,7 +56,19 @@ def probe_face(
     components: Components, image: bytes, model_id: str, timings: StageTimings | None = None
 ) -> AnalyzedFace:
     """The probe's largest face, embedded with ``model_id``."""
-    faces = components.pipeline.analyze(image, model_ids=[model_id], max_faces=1, timings=timings)
+    return probe_face_in(components, components.pipeline.decode(image, timings), model_id, timings)
+
+
+def probe_face_in(
+    components: Components,
+    image: RGBImage,
+    model_id: str,
+    timings: StageTimings | None = None,
+) -> AnalyzedFace:
+    """As :func:`probe_face` for an image already decoded."""
+    faces = components.pipeline.analyze_image(
+        image, model_ids=[model_id], max_faces=1, timings=timings
+    )
     if not faces:
         raise NoFace()
     return faces[0]

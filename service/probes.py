@@ -11,8 +11,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from indexing.errors import NoFace
-from indexing.pipeline import DetectedFace
+from indexing.pipeline import AnalyzedFace, DetectedFace
 from indexing.timings import StageTimings
+from indexing.types import RGBImage
 from service import matching
 from service.api.params import SearchParams, VerifyParams
 from service.auth.principal import Principal
@@ -40,10 +41,10 @@ def face_out(face: DetectedFace) -> DetectedFaceOut:
     )
 
 
-def _liveness(app_state: Any, image: bytes) -> matching.Liveness:
+def _liveness(app_state: Any, image: RGBImage, face: AnalyzedFace) -> matching.Liveness:
     from service import liveness_service
 
-    result = liveness_service.passive_check(app_state, image)
+    result = liveness_service.passive_check_face(app_state, image, face.bbox)
     return matching.Liveness(
         decision=result.decision, score=float(result.score), signals=dict(result.signals)
     )
@@ -82,9 +83,10 @@ def verify(
         model_id = components.default_model
         if params.gallery is not None:
             model_id = get_visible(session, principal, params.gallery).active_model_id
-        probe = matching.probe_face(components, image, model_id, timings)
+        decoded = components.pipeline.decode(image, timings)
+        probe = matching.probe_face_in(components, decoded, model_id, timings)
         ref = matching.probe_face(components, reference, model_id, timings)
-        live = _liveness(app_state, image) if params.liveness else None
+        live = _liveness(app_state, decoded, probe) if params.liveness else None
         outcome = matching.verify_two_images(
             session, components, principal=principal, probe=probe, reference=ref,
             model_id=model_id, started=started, liveness=live,
@@ -94,8 +96,9 @@ def verify(
             session, principal, gallery_id=params.gallery, subject_id=params.subject,
             external_id=params.external_id,
         )  # fmt: skip
-        probe = matching.probe_face(components, image, gallery.active_model_id, timings)
-        live = _liveness(app_state, image) if params.liveness else None
+        decoded = components.pipeline.decode(image, timings)
+        probe = matching.probe_face_in(components, decoded, gallery.active_model_id, timings)
+        live = _liveness(app_state, decoded, probe) if params.liveness else None
         outcome = matching.verify_against_subject(
             session, components, principal=principal, gallery=gallery, subject=subject,
             probe=probe, image=image, started=started, liveness=live,
