@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 from prometheus_client import CollectorRegistry
 
 from indexing.align import DLIB_150, chip
+from indexing.call_threads import CallGauge
 from indexing.decode import decode_image
 from indexing.detection.base import Detection, Detector
 from indexing.detection.factory import build_detector
@@ -41,6 +42,9 @@ class PipelineConfig:
         default_factory=lambda: Path(platformdirs.user_cache_dir("faceprint", appauthor=False))
     )
     intra_op_threads: int = 1
+    # Threads a call that runs alone in this process may give the detector and the
+    # ONNX embedder (indexing.call_threads); 1: always intra_op_threads.
+    idle_threads: int = 1
     max_bytes: int = 10 * 1024 * 1024
     max_pixels: int = 40_000_000
     # Enrollment quality threshold: narrower faces are refused with a reason.
@@ -100,6 +104,7 @@ class FacePipeline:
         self.models = models
         self.metrics = metrics
         self.thresholds = QualityThresholds(min_face_px=config.min_face_px)
+        self.gauge = CallGauge(max(1, config.idle_threads))
 
     def spec(self, model_id: str) -> ModelSpec:
         return self.models.spec(model_id)
@@ -143,7 +148,8 @@ class FacePipeline:
         self, image: RGBImage, *, max_faces: int | None = None, timings: StageTimings | None = None
     ) -> list[DetectedFace]:
         """As :meth:`detect`, for an image already decoded."""
-        return [f.public() for f in self._faces(image, max_faces, timings)]
+        with self.gauge.call():
+            return [f.public() for f in self._faces(image, max_faces, timings)]
 
     def detect(
         self, data: bytes, *, max_faces: int | None = None, timings: StageTimings | None = None
@@ -189,8 +195,9 @@ class FacePipeline:
         nearest the image centre (photos centred on one person, as in LFW)."""
         for model_id in model_ids:
             self.models.entry(model_id)  # unknown ids fail before any work
-        faces = self._faces(image, max_faces, timings, nearest_centre)
-        vectors = self._embed([(image, f) for f in faces], model_ids, timings)
+        with self.gauge.call():
+            faces = self._faces(image, max_faces, timings, nearest_centre)
+            vectors = self._embed([(image, f) for f in faces], model_ids, timings)
         return [_analyzed(f, v) for f, v in zip(faces, vectors, strict=True)]
 
     def analyze_detections(
@@ -205,8 +212,9 @@ class FacePipeline:
         ``image``: landmarks, quality and embeddings, without detecting again."""
         for model_id in model_ids:
             self.models.entry(model_id)
-        faces = self._shaped(image, detections, timings)
-        vectors = self._embed([(image, f) for f in faces], model_ids, timings)
+        with self.gauge.call():
+            faces = self._shaped(image, detections, timings)
+            vectors = self._embed([(image, f) for f in faces], model_ids, timings)
         return [_analyzed(f, v) for f, v in zip(faces, vectors, strict=True)]
 
     def analyze(
@@ -240,25 +248,26 @@ class FacePipeline:
         if known_faces is not None and len(known_faces) != len(items):
             raise ValueError("known_faces needs one entry per item")
         per_item: list[tuple[RGBImage, list[_Face]] | ImageError] = []
-        for i, data in enumerate(items):
-            try:
-                image = self.decode(data, timings)
-            except ImageError as exc:
-                per_item.append(exc)
-                continue
-            known = known_faces[i] if known_faces is not None else None
-            if known is None:
-                per_item.append((image, self._faces(image, max_faces, timings)))
-            else:
-                per_item.append((image, self._shaped(image, known, timings)))
-        flat = [
-            (img, f)
-            for entry in per_item
-            if not isinstance(entry, ImageError)
-            for img, faces in [entry]
-            for f in faces
-        ]
-        vectors = iter(self._embed(flat, model_ids, timings))
+        with self.gauge.call():
+            for i, data in enumerate(items):
+                try:
+                    image = self.decode(data, timings)
+                except ImageError as exc:
+                    per_item.append(exc)
+                    continue
+                known = known_faces[i] if known_faces is not None else None
+                if known is None:
+                    per_item.append((image, self._faces(image, max_faces, timings)))
+                else:
+                    per_item.append((image, self._shaped(image, known, timings)))
+            flat = [
+                (img, f)
+                for entry in per_item
+                if not isinstance(entry, ImageError)
+                for img, faces in [entry]
+                for f in faces
+            ]
+            vectors = iter(self._embed(flat, model_ids, timings))
         results: list[list[AnalyzedFace] | ImageError] = []
         for entry in per_item:
             if isinstance(entry, ImageError):

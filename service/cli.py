@@ -45,7 +45,7 @@ def serve(
         int,
         typer.Option(
             help="Uvicorn worker processes. The face pipeline already runs on a thread "
-            "pool in each (FACEPRINT_CPU_WORKERS); on 2 cores two workers answered ~28% "
+            "pool in each (FACEPRINT_CPU_WORKERS); on 2 cores two workers answered 28-44% "
             "more verifications per minute at concurrency 4 than one (README, "
             "Performance). Each worker keeps its own Prometheus counters, and without "
             "FACEPRINT_REDIS_URL its own rate-limit counters."
@@ -86,6 +86,10 @@ def serve(
                 # Worker processes import the app by name; they join this process's
                 # database through the URL rather than starting their own.
                 os.environ["FACEPRINT_DATABASE_URL"] = url
+                # A call alone in its process is not alone on the machine: the other
+                # processes' calls hold the other cores (measured: two workers with a
+                # second thread for lone calls lost a quarter of their throughput).
+                os.environ["FACEPRINT_IDLE_INTRA_OP_THREADS"] = str(settings.intra_op_threads)
                 uvicorn.run(
                     "service.app:app_from_environment",
                     factory=True,

@@ -55,7 +55,10 @@ def _index_only() -> Iterator[tuple[Engine, VectorIndex]]:
 
 @contextmanager
 def _components(pool_size: int = 4) -> Iterator[tuple[Components, str]]:
+    # Batch work keeps every core busy with its own calls (one worker process per
+    # core): a call that happens to run alone must not take a second thread.
     settings = get_settings()
+    settings = settings.model_copy(update={"idle_intra_op_threads": settings.intra_op_threads})
     with database(settings) as url:
         engine = make_engine(url, pool_size=pool_size)
         components = build_components(settings, engine, load_secrets(settings))

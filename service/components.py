@@ -52,6 +52,7 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
         model_dir=settings.model_dir,
         cache_dir=settings.data_dir / "models",
         intra_op_threads=settings.intra_op_threads,
+        idle_threads=max(settings.intra_op_threads, settings.idle_intra_op_threads),
         max_bytes=settings.max_upload_bytes,
         max_pixels=settings.max_image_pixels,
         min_face_px=settings.min_face_px,

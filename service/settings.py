@@ -6,6 +6,7 @@ PostgreSQL, the image store and the generated secrets.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -59,6 +60,12 @@ class Settings(BaseSettings):
     )
     detector: str = "blazeface"
     intra_op_threads: int = 1
+    idle_intra_op_threads: int = Field(
+        default_factory=lambda: min(2, os.cpu_count() or 1),
+        description="Threads the detector and the ONNX embedder may use for a request "
+        "the API serves alone (with others in flight: intra_op_threads). Lowers the "
+        "latency of a lightly loaded service; batch workers use intra_op_threads only.",
+    )
     min_face_px: int = Field(default=80, description="Smallest face (pixels) enrollment accepts.")
     flip_average: bool = Field(
         default=False,

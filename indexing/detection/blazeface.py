@@ -16,6 +16,7 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 from numpy.typing import NDArray
 
+from indexing.call_threads import call_threads
 from indexing.detection.base import Detection
 from indexing.detection.dlib_hog import DlibHogDetector
 from indexing.detection.refine import hog_box_near
@@ -105,14 +106,19 @@ class BlazeFaceModel:
         self._local = threading.local()
 
     def _interpreter(self) -> tuple[Interpreter, int, int, int]:
-        state = getattr(self._local, "state", None)
+        """This thread's interpreter for the threads the current call may use."""
+        threads = call_threads()
+        states = getattr(self._local, "states", None)
+        if states is None:
+            states = self._local.states = {}
+        state = states.get(threads)
         if state is None:
-            interp = Interpreter(model_path=self._path, num_threads=1)
+            interp = Interpreter(model_path=self._path, num_threads=threads)
             interp.allocate_tensors()
             inp = interp.get_input_details()[0]["index"]
             outs = sorted(interp.get_output_details(), key=lambda o: int(o["shape"][-1]))
             state = (interp, inp, outs[1]["index"], outs[0]["index"])  # (regressors, scores)
-            self._local.state = state
+            states[threads] = state
         return state
 
     def _letterbox(self, image: RGBImage) -> tuple[NDArray[np.float32], float, float, float]:

@@ -9,6 +9,7 @@ units, and runs on ``CUDAExecutionProvider`` where onnxruntime has it.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
 
+from indexing.call_threads import call_threads
 from indexing.dlib_onnx.cache import CachedGraph, ensure_graph
 from indexing.dlib_onnx.graph import INPUT_NAME
 from indexing.dlib_onnx.serialization import DlibFormatError
@@ -69,15 +71,34 @@ class DlibOnnxEmbedder:
         except (OSError, DlibFormatError) as exc:
             raise ModelUnavailable(spec.id, f"cannot build its ONNX graph: {exc}") from exc
         self.providers = list(providers) if providers is not None else onnx_providers()
-        self._session = ort.InferenceSession(
-            self.graph.model_bytes,
-            sess_options=session_options(intra_op_threads),
-            providers=self.providers,
-        )
+        self.intra_op_threads = intra_op_threads
+        self._sessions: dict[int, ort.InferenceSession] = {}
+        self._sessions_lock = threading.Lock()
+        self._session(intra_op_threads)
+
+    def _session(self, threads: int) -> ort.InferenceSession:
+        """One session per thread count, made on first use (a pipeline call that runs
+        alone may use more threads than the configured count, see call_threads)."""
+        session = self._sessions.get(threads)
+        if session is None:
+            with self._sessions_lock:
+                session = self._sessions.get(threads)
+                if session is None:
+                    options = session_options(threads)
+                    if threads > self.intra_op_threads:
+                        # Its extra threads must not spin between calls: the next call
+                        # may well be one of several, on the cores they would hold.
+                        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+                    session = ort.InferenceSession(
+                        self.graph.model_bytes, sess_options=options, providers=self.providers
+                    )
+                    self._sessions[threads] = session
+        return session
 
     def _run(self, batch: NDArray[np.uint8]) -> NDArray[np.float32]:
+        session = self._session(max(self.intra_op_threads, call_threads()))
         outs = [
-            self._session.run(None, {INPUT_NAME: batch[i : i + self.max_batch]})[0]
+            session.run(None, {INPUT_NAME: batch[i : i + self.max_batch]})[0]
             for i in range(0, len(batch), self.max_batch)
         ]
         return np.concatenate(outs).astype(np.float32, copy=False)
