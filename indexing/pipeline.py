@@ -197,8 +197,7 @@ class FacePipeline:
             self.models.entry(model_id)  # unknown ids fail before any work
         with self.gauge.call():
             faces = self._faces(image, max_faces, timings, nearest_centre)
-            vectors = self._embed([(image, f) for f in faces], model_ids, timings)
-        return [_analyzed(f, v) for f, v in zip(faces, vectors, strict=True)]
+            return self._embedded(image, faces, model_ids, timings)
 
     def analyze_detections(
         self,
@@ -214,7 +213,16 @@ class FacePipeline:
             self.models.entry(model_id)
         with self.gauge.call():
             faces = self._shaped(image, detections, timings)
-            vectors = self._embed([(image, f) for f in faces], model_ids, timings)
+            return self._embedded(image, faces, model_ids, timings)
+
+    def _embedded(
+        self,
+        image: RGBImage,
+        faces: list[_Face],
+        model_ids: Sequence[str],
+        timings: StageTimings | None,
+    ) -> list[AnalyzedFace]:
+        vectors = self._embed([(image, f) for f in faces], model_ids, timings)
         return [_analyzed(f, v) for f, v in zip(faces, vectors, strict=True)]
 
     def analyze(
