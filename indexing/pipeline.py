@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 from indexing.align import DLIB_150, chip
 from indexing.call_threads import CallGauge
 from indexing.decode import decode_image
-from indexing.detection.base import Detection, Detector
+from indexing.detection.base import Detection, Detector, largest_first
 from indexing.detection.factory import build_detector
 from indexing.errors import ImageError, LowQuality, MultipleFaces, NoFace
 from indexing.landmarks import FaceShape, LandmarkPredictor
@@ -123,8 +123,7 @@ class FacePipeline:
         nearest_centre: bool = False,
     ) -> list[_Face]:
         with self.metrics.stage("detect", timings):
-            found = self.detector.detect(image)
-            found.sort(key=lambda d: d.bbox.width * d.bbox.height, reverse=True)
+            found = largest_first(self.detector.detect(image))
             if nearest_centre and found:
                 found = [min(found, key=lambda d: _centre_distance(d.bbox, image))]
             if max_faces is not None:

@@ -20,7 +20,7 @@ import numpy as np
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from indexing.detection.base import Detection
+from indexing.detection.base import Detection, largest_first
 from indexing.errors import CorruptImage, ImageError, ImageTooLarge, UnsupportedImage
 from indexing.pipeline import FacePipeline
 from indexing.types import BBox
@@ -444,8 +444,9 @@ def observe_frame(
         # action): the faces already detected are embedded, not detected again.
         analyzed = pipeline.analyze_detections(image, found[:2], model_ids=model_ids)
     if len(analyzed) != 1:
-        # The detector is deterministic, so this does not happen; if it did, the frame
-        # counts with the faces its embedding pass saw, never as an unchecked face.
+        # Unreachable today (embedding_needed asks only for frames with one face, and
+        # the faces embedded are the ones counted); kept so that a change there can
+        # never credit an unchecked face: the frame counts with the faces embedded.
         return ObservedFrame(replace(obs, faces=len(analyzed)), measured.track, False, late)
     embedding = [float(x) for x in analyzed[0].embeddings[runtime.model_id]]
     return ObservedFrame(replace(obs, embedding=embedding), measured.track, True, late)
@@ -454,9 +455,7 @@ def observe_frame(
 def _detections(pipeline: FacePipeline, image: np.ndarray) -> list[Detection]:
     """The detector's faces, largest first (as the pipeline orders them), without the
     5-point landmarks, chips and quality that only an embedding needs."""
-    found = pipeline.detector.detect(image)
-    found.sort(key=lambda d: d.bbox.width * d.bbox.height, reverse=True)
-    return found
+    return largest_first(pipeline.detector.detect(image))
 
 
 def session_probe(

@@ -38,3 +38,9 @@ class Detector(Protocol):
     def detect(self, image: RGBImage) -> list[Detection]:
         """All faces found in an RGB image, in any order."""
         ...
+
+
+def largest_first(found: list[Detection]) -> list[Detection]:
+    """``found`` sorted by box area, largest first: the order faces are reported in."""
+    found.sort(key=lambda d: d.bbox.width * d.bbox.height, reverse=True)
+    return found
