@@ -359,3 +359,80 @@ def test_sigterm_finishes_the_batch_in_hand_then_exits(engine: Engine, db_url: s
         counts = queue.counts(session, ids)
     # The batch of 8 it was embedding was finished; the rest was never taken.
     assert (counts.done, counts.running, counts.queued) == (8, 0, 4)
+
+
+class TimedHandler(RecordingHandler):
+    """Records when each batch was prepared and written, and fails the write of jobs
+    marked ``fail_write``."""
+
+    def __init__(self, prepare_s: float, apply_s: float) -> None:
+        super().__init__(prepare_s)
+        self.apply_s = apply_s
+        self.spans: list[tuple[str, float, float]] = []
+
+    def prepare(self, jobs: Sequence[ClaimedJob]) -> list[Any]:
+        started = time.monotonic()
+        out = super().prepare(jobs)
+        self.spans.append(("prepare", started, time.monotonic()))
+        return out
+
+    def apply(self, session: Session, job: ClaimedJob, prepared: Any) -> dict[str, Any]:
+        started = time.monotonic()
+        time.sleep(self.apply_s)
+        result = super().apply(session, job, prepared)
+        if job.payload.get("fail_write"):
+            raise ValueError("this write cannot happen")
+        self.spans.append(("apply", started, time.monotonic()))
+        return result
+
+
+def _events(engine: Engine, event_type: str) -> list[str]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                text("SELECT payload->>'job' FROM events WHERE event_type = :t"),
+                {"t": event_type},
+            ).scalars()
+        )
+
+
+def test_the_loop_prepares_the_next_batch_while_the_last_one_is_written(engine: Engine) -> None:
+    ids = _enqueue(engine, 6)
+    handler = TimedHandler(prepare_s=0.1, apply_s=0.1)
+    runner = JobRunner(
+        sessions=make_sessionmaker(engine),
+        handler=handler,
+        config=RunnerConfig(batch_size=2, max_wait_ms=0, poll_s=0.05),
+    )
+    stop = threading.Event()
+    loop = threading.Thread(target=runner.run, args=(stop,))
+    loop.start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(_events(engine, "test.done")) < 6:
+        time.sleep(0.05)
+    stop.set()
+    loop.join(10)
+    assert not loop.is_alive()
+    assert sorted(_events(engine, "test.done")) == sorted(str(i) for i in ids)
+    assert all(_status(engine, i)["status"] == "done" for i in ids)
+    prepares = [s for s in handler.spans if s[0] == "prepare"]
+    applies = [s for s in handler.spans if s[0] == "apply"]
+    # Some batch was prepared while an earlier batch's writes were under way.
+    assert any(p[1] < a[2] and a[1] < p[2] for p in prepares[1:] for a in applies)
+
+
+def test_a_failing_write_rolls_back_only_its_own_job(engine: Engine) -> None:
+    good = _enqueue(engine, 3)
+    [bad] = _enqueue(engine, 1, fail_write=True)
+    handler = TimedHandler(prepare_s=0.0, apply_s=0.0)
+    runner = JobRunner(
+        sessions=make_sessionmaker(engine),
+        handler=handler,
+        config=RunnerConfig(batch_size=8, max_wait_ms=0, poll_s=0.05),
+    )
+    outcome = runner.process(runner.gather(threading.Event()))
+    assert (outcome.done, outcome.retried, outcome.failed) == (3, 1, 0)
+    # Each good job's effect landed once, the failed write's not at all.
+    assert sorted(_events(engine, "test.done")) == sorted(str(i) for i in good)
+    row = _status(engine, bad)
+    assert row["status"] == "queued" and "this write cannot happen" in row["error"]

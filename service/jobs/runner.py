@@ -1,5 +1,6 @@
 """The worker loop: claim a batch, run the heavy part for the whole batch at once, then
-commit each job's effects in its own transaction together with its completion.
+commit every job's effects together with its completion, in one transaction per batch;
+while that commits, the next batch is already being prepared.
 
 Dynamic batching: after the first job arrives the loop keeps claiming until it has
 ``batch_size`` jobs or ``max_wait_ms`` have passed, so a burst is embedded in large
@@ -16,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -141,49 +143,98 @@ class JobRunner:
                 queue.extend_leases(session, ids, self.config.worker_id, self.config.lease_s)
                 session.commit()
 
-    def process(self, batch: list[ClaimedJob]) -> BatchOutcome:
-        started = time.perf_counter()
-        finished = threading.Event()
-        beat = threading.Thread(
-            target=self._heartbeat, args=([j.id for j in batch], finished), daemon=True
+    def _prepare(self, batch: list[ClaimedJob]) -> _InFlight:
+        """The heavy part, with the batch's leases kept alive from here until it is written."""
+        flight = _InFlight(batch, time.perf_counter(), threading.Event())
+        flight.beat = threading.Thread(
+            target=self._heartbeat, args=([j.id for j in batch], flight.finished), daemon=True
         )
-        beat.start()
+        flight.beat.start()
         try:
-            try:
-                prepared = self.handler.prepare(batch)
-            except Exception as exc:  # the whole batch failed to prepare: each job retries
-                log.exception("batch preparation failed")
-                prepared = [exc] * len(batch)
-            outcome = BatchOutcome()
-            faces = self._finish_batch(batch, prepared, outcome)
+            flight.prepared = self.handler.prepare(batch)
+        except Exception as exc:  # the whole batch failed to prepare: each job retries
+            log.exception("batch preparation failed")
+            flight.prepared = [exc] * len(batch)
+        return flight
+
+    def _write(self, flight: _InFlight) -> BatchOutcome:
+        outcome = BatchOutcome()
+        try:
+            faces = self._finish_batch(flight.batch, flight.prepared, outcome)
         finally:
-            finished.set()
-            beat.join()
-        elapsed = time.perf_counter() - started
-        self.metrics.batch_size.observe(len(batch))
+            flight.finished.set()
+            if flight.beat is not None:
+                flight.beat.join()
+        elapsed = time.perf_counter() - flight.started
+        self.metrics.batch_size.observe(len(flight.batch))
         self.metrics.faces.inc(faces)
         if elapsed > 0:
             self.metrics.faces_per_second.set(faces / elapsed)
         return outcome
 
+    def process(self, batch: list[ClaimedJob]) -> BatchOutcome:
+        return self._write(self._prepare(batch))
+
     def _finish_batch(
         self, batch: Sequence[ClaimedJob], prepared: Sequence[Any], outcome: BatchOutcome
     ) -> int:
         """Write every job's effects and completion in ONE transaction (one commit per batch,
-        not per job), each job inside a savepoint so that one job's failure rolls back only
-        that job. Each job row is locked and its lease checked first: a job taken over by
-        another worker is skipped, so its effects land exactly once."""
+        not per job). Each job row is locked and its lease checked first: a job taken over
+        by another worker is skipped, so its effects land exactly once. Should any job's
+        write fail, the batch is written again job by job, each in a savepoint, so that
+        the failure rolls back only that job."""
+        failures = [(j, v) for j, v in zip(batch, prepared, strict=True) if _failed(v)]
+        ready = [(j, v) for j, v in zip(batch, prepared, strict=True) if not _failed(v)]
+        done = self._apply_together(ready, outcome)
+        if done is None:
+            done = self._apply_one_by_one(ready, outcome, failures)
+        outcome.done += len(done)
+        self.metrics.jobs.labels("done").inc(len(done))
+        for job, exc in failures:
+            self._record_failure(job, exc, outcome)
+        return sum(int(result.get("faces", 1)) for result in done)
+
+    def _lost(self, job: ClaimedJob, outcome: BatchOutcome) -> None:
+        outcome.lost += 1
+        log.warning("lease on job %s was lost; another worker owns it", job.id)
+
+    def _apply_together(
+        self, ready: list[tuple[ClaimedJob, Any]], outcome: BatchOutcome
+    ) -> list[dict[str, Any]] | None:
+        """The common case, every write succeeds: one lock statement, the writes, one
+        completion statement and one commit. None (and nothing written) if any write
+        raised."""
         worker = self.config.worker_id
-        failures: list[tuple[ClaimedJob, BaseException]] = []
+        results: list[tuple[uuid.UUID, dict[str, Any]]] = []
+        with self.sessions() as session:
+            owned = queue.lock_owned_many(session, [j.id for j, _ in ready], worker)
+            try:
+                for job, value in ready:
+                    if job.id in owned:
+                        results.append((job.id, self.handler.apply(session, job, value)))
+                if queue.complete_many(session, worker, results) != len(results):
+                    raise RuntimeError("a locked job could not be completed")
+            except Exception:  # noqa: BLE001 - redone job by job, which records the reason
+                session.rollback()
+                return None
+            session.commit()
+        for job, _ in ready:
+            if job.id not in owned:
+                self._lost(job, outcome)
+        return [result for _, result in results]
+
+    def _apply_one_by_one(
+        self,
+        ready: list[tuple[ClaimedJob, Any]],
+        outcome: BatchOutcome,
+        failures: list[tuple[ClaimedJob, BaseException]],
+    ) -> list[dict[str, Any]]:
+        worker = self.config.worker_id
         done: list[dict[str, Any]] = []
         with self.sessions() as session:
-            for job, value in zip(batch, prepared, strict=True):
-                if isinstance(value, BaseException):
-                    failures.append((job, value))
-                    continue
+            for job, value in ready:
                 if not queue.lock_owned(session, job.id, worker):
-                    outcome.lost += 1
-                    log.warning("lease on job %s was lost; another worker owns it", job.id)
+                    self._lost(job, outcome)
                     continue
                 try:
                     with session.begin_nested():
@@ -193,11 +244,7 @@ class JobRunner:
                 except Exception as exc:  # noqa: BLE001 - recorded on the job below
                     failures.append((job, exc))
             session.commit()
-        outcome.done += len(done)
-        self.metrics.jobs.labels("done").inc(len(done))
-        for job, exc in failures:
-            self._record_failure(job, exc, outcome)
-        return sum(int(result.get("faces", 1)) for result in done)
+        return done
 
     def _record_failure(self, job: ClaimedJob, exc: BaseException, outcome: BatchOutcome) -> None:
         permanent = isinstance(exc, PermanentJobError)
@@ -230,23 +277,65 @@ class JobRunner:
 
     def run_once(self, stop: threading.Event) -> int:
         """Gather and process one batch; returns its size (0: nothing was due)."""
+        batch = self._next_batch(stop)
+        if batch:
+            self.process(batch)
+        return len(batch)
+
+    def _next_batch(self, stop: threading.Event) -> list[ClaimedJob]:
         batch = self.gather(stop)
-        if not batch:
-            return 0
-        if stop.is_set():
+        if batch and stop.is_set():
             with self.sessions() as session:
                 queue.release(session, [j.id for j in batch], self.config.worker_id)
                 session.commit()
-            return 0
-        self.process(batch)
-        return len(batch)
+            return []
+        return batch
 
     def run(self, stop: threading.Event) -> None:
+        """Batches overlap: while one batch's writes commit (Postgres' time), the next is
+        already being decoded, detected and embedded (this process' CPU). At most one batch
+        is being written, and it always finishes before the loop returns."""
         last_check = 0.0
-        while not stop.is_set():
-            now = time.monotonic()
-            if now - last_check >= self.config.poll_s:
-                self._reclaim_and_measure()
-                last_check = now
-            if self.run_once(stop) == 0 and not stop.is_set():
-                self._wait(self.config.poll_s)
+        writing: Future[BatchOutcome] | None = None
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-writer") as writer:
+            try:
+                while not stop.is_set():
+                    now = time.monotonic()
+                    if now - last_check >= self.config.poll_s:
+                        self._reclaim_and_measure()
+                        last_check = now
+                    batch = self._next_batch(stop)
+                    if not batch:
+                        if writing is not None:
+                            writing.result()
+                            writing = None
+                        if not stop.is_set():
+                            self._wait(self.config.poll_s)
+                        continue
+                    flight = self._prepare(batch)
+                    if writing is not None:
+                        try:
+                            writing.result()
+                        except BaseException:
+                            # Its leases lapse and another worker retries it.
+                            flight.finished.set()
+                            raise
+                    writing = writer.submit(self._write, flight)
+            finally:
+                if writing is not None:
+                    writing.result()
+
+
+@dataclass
+class _InFlight:
+    """A batch between its preparation and its write."""
+
+    batch: list[ClaimedJob]
+    started: float
+    finished: threading.Event
+    prepared: Sequence[Any] = ()
+    beat: threading.Thread | None = None
+
+
+def _failed(value: Any) -> bool:
+    return isinstance(value, BaseException)
