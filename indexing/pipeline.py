@@ -27,7 +27,7 @@ from indexing.landmarks import FaceShape, LandmarkPredictor
 from indexing.quality import QualityThresholds, assess
 from indexing.registry import EmbedderContext, ModelRegistry
 from indexing.timings import PipelineMetrics, StageTimings
-from indexing.types import BBox, Landmarks, ModelSpec, Quality, RGBImage
+from indexing.types import BBox, GraphRuntimeName, Landmarks, ModelSpec, Quality, RGBImage
 
 F = TypeVar("F", bound="DetectedFace")
 
@@ -60,6 +60,8 @@ class PipelineConfig:
     calibration_dir: Path | None = None
     # Embedding batch size: chips are embedded in chunks of at most this many.
     batch_size: int = 32
+    # What runs the ONNX embedder: auto, onnxruntime or openvino (indexing.graph_runtimes).
+    graph_runtime: GraphRuntimeName = "auto"
 
 
 @dataclass
@@ -314,6 +316,7 @@ def embedder_context(config: PipelineConfig) -> EmbedderContext:
         intra_op_threads=config.intra_op_threads,
         flip_average=config.flip_average,
         calibration_dir=config.calibration_dir,
+        graph_runtime=config.graph_runtime,
     )
 
 

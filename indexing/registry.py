@@ -24,7 +24,7 @@ from typing import Literal
 from indexing.calibration import BadRecord, file_sha256, read_record, record_path
 from indexing.embedders.base import Embedder
 from indexing.errors import ModelUnavailable
-from indexing.types import ModelSpec
+from indexing.types import GraphRuntimeName, ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,8 @@ class EmbedderContext:
     # Where calibration records live (``<data dir>/calibration`` in the service); None
     # leaves every model at its shipped threshold.
     calibration_dir: Path | None = None
+    # What executes ONNX graphs that have a choice (indexing.graph_runtimes).
+    graph_runtime: GraphRuntimeName = "auto"
 
 
 @dataclass(frozen=True)
@@ -76,8 +78,9 @@ DLIB_RESNET_V1_FLIP = replace(
     threshold=0.9291,
     calibrated_on="lfw-dev (1,549 photos, 1.2M impostor pairs) at FMR 1e-3, mirror-averaged",
 )
-# The same weights as dlib-resnet-v1 run by onnxruntime (tests/test_dlib_onnx_parity.py:
-# cosine >= 0.9999 to dlib-bin), so it shares that model's dimension and threshold.
+# The same weights as dlib-resnet-v1 as an ONNX graph, run by onnxruntime (float32) or
+# OpenVINO (bf16) (tests/test_dlib_onnx_parity.py: cosine >= 0.9999 to dlib-bin on both),
+# so it shares that model's dimension and threshold.
 DLIB_RESNET_V1_ONNX = ModelSpec(
     id="dlib-resnet-v1-onnx",
     dim=DLIB_RESNET_V1.dim,
@@ -117,6 +120,7 @@ def _build_dlib_onnx(ctx: EmbedderContext) -> Embedder:
         DLIB_RESNET_V1_ONNX,
         ctx.cache_dir,
         intra_op_threads=ctx.intra_op_threads,
+        runtime=ctx.graph_runtime,
         flip_average=ctx.flip_average,
     )
 

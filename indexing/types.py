@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -76,3 +77,7 @@ class Quality:
             "score": round(self.score, 3),
             "problems": list(self.problems),
         }
+
+
+# What executes an ONNX graph that has a choice (indexing.graph_runtimes).
+GraphRuntimeName = Literal["auto", "onnxruntime", "openvino"]

@@ -58,6 +58,7 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
         min_face_px=settings.min_face_px,
         flip_average=settings.flip_average,
         calibration_dir=calibration_dir(settings),
+        graph_runtime=settings.embed_runtime,
     )
 
 

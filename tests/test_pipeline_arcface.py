@@ -11,8 +11,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from indexing.align import ARCFACE_TEMPLATE, similarity_transform
-from indexing.embedders.arcface_onnx import find_arcface_model, onnx_providers
+from indexing.embedders.arcface_onnx import find_arcface_model
 from indexing.errors import ModelUnavailable
+from indexing.graph_runtimes import onnx_providers
 from indexing.pipeline import FacePipeline, PipelineConfig, build_pipeline
 from tests.conftest import FACES_DIR
 

@@ -17,8 +17,8 @@ import onnxruntime as ort
 from numpy.typing import NDArray
 
 from indexing.detection.base import Detection
-from indexing.embedders.arcface_onnx import onnx_providers
 from indexing.errors import ModelUnavailable
+from indexing.graph_runtimes import onnx_providers
 from indexing.types import BBox, RGBImage
 
 STRIDES = (8, 16, 32)

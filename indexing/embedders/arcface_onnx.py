@@ -17,17 +17,12 @@ from numpy.typing import NDArray
 
 from indexing.embedders.normalise import l2_normalise
 from indexing.errors import ModelUnavailable
+from indexing.graph_runtimes import onnx_providers
 from indexing.types import ModelSpec
 
 ARCFACE_CHIP_SIZE = 112
 # Known recognition graphs first, so a pack holding several 112-px models is unambiguous.
 _PREFERRED = ("w600k", "glintr100", "arcface")
-
-
-def onnx_providers() -> list[str]:
-    """CUDA when this onnxruntime build reports it, CPU always as the fallback."""
-    available = ort.get_available_providers()
-    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
 
 
 def _input_hw(path: Path) -> tuple[object, object] | None:

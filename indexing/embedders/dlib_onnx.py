@@ -1,49 +1,40 @@
-"""dlib's ResNet face recognition model (128-d) as an ONNX graph on onnxruntime.
+"""dlib's ResNet face recognition model (128-d) as an ONNX graph.
 
 The graph is built from the same ``.dat`` weights that ``dlib-bin`` runs
 (``indexing/dlib_onnx``) and cached in the directory the caller passes; its embeddings
 match ``dlib-resnet-v1`` (cosine ≥ 0.9999, see ``tests/test_dlib_onnx_parity.py``), so
-it shares that model's threshold. Unlike ``dlib-bin`` it batches, uses the CPU's vector
-units, and runs on ``CUDAExecutionProvider`` where onnxruntime has it.
+it shares that model's threshold. Unlike ``dlib-bin`` it batches and uses the CPU's
+vector (and, with OpenVINO, matrix) units, or a GPU through onnxruntime's
+``CUDAExecutionProvider``: ``indexing.graph_runtimes`` picks the runtime.
 """
 
 from __future__ import annotations
 
-import threading
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 from numpy.typing import NDArray
 
 from indexing.call_threads import call_threads
 from indexing.dlib_onnx.cache import CachedGraph, ensure_graph
 from indexing.dlib_onnx.graph import INPUT_NAME
 from indexing.dlib_onnx.serialization import DlibFormatError
-from indexing.embedders.arcface_onnx import onnx_providers
 from indexing.embedders.normalise import l2_normalise
 from indexing.errors import ModelUnavailable
+from indexing.graph_runtimes import GraphRuntime, GraphRuntimeName, load_graph
 from indexing.types import ModelSpec
+
+log = logging.getLogger(__name__)
 
 DLIB_CHIP_SIZE = 150
 DEFAULT_MAX_BATCH = 32
 
 
-def session_options(intra_op_threads: int) -> ort.SessionOptions:
-    options = ort.SessionOptions()
-    # One thread per call by default: the server runs several requests at once, and
-    # each extra thread per call mostly takes a core from another request.
-    options.intra_op_num_threads = intra_op_threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return options
-
-
 class DlibOnnxEmbedder:
-    """Embeds 150×150 dlib face chips in batches of at most ``max_batch``.
-    ``InferenceSession.run`` is thread-safe, so one embedder serves every thread."""
+    """Embeds 150×150 dlib face chips in batches of at most ``max_batch``; one embedder
+    serves every thread."""
 
     alignment = "dlib-150"
 
@@ -54,12 +45,11 @@ class DlibOnnxEmbedder:
         *,
         dat_path: Path | None = None,
         intra_op_threads: int = 1,
+        runtime: GraphRuntimeName = "auto",
         providers: Sequence[str] | None = None,
         max_batch: int = DEFAULT_MAX_BATCH,
         flip_average: bool = False,
     ) -> None:
-        if intra_op_threads < 1:
-            raise ValueError("intra_op_threads must be at least 1")
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self.spec = spec
@@ -70,38 +60,22 @@ class DlibOnnxEmbedder:
             self.graph: CachedGraph = ensure_graph(cache_dir, dat_path)
         except (OSError, DlibFormatError) as exc:
             raise ModelUnavailable(spec.id, f"cannot build its ONNX graph: {exc}") from exc
-        self.providers = list(providers) if providers is not None else onnx_providers()
-        self.intra_op_threads = intra_op_threads
-        self._sessions: dict[int, ort.InferenceSession] = {}
-        self._sessions_lock = threading.Lock()
-        self._session(intra_op_threads)
-
-    def _session(self, threads: int) -> ort.InferenceSession:
-        """One session per thread count, made on first use (a pipeline call that runs
-        alone may use more threads than the configured count, see call_threads)."""
-        session = self._sessions.get(threads)
-        if session is None:
-            with self._sessions_lock:
-                session = self._sessions.get(threads)
-                if session is None:
-                    options = session_options(threads)
-                    if threads > self.intra_op_threads:
-                        # Its extra threads must not spin between calls: the next call
-                        # may well be one of several, on the cores they would hold.
-                        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-                    session = ort.InferenceSession(
-                        self.graph.model_bytes, sess_options=options, providers=self.providers
-                    )
-                    self._sessions[threads] = session
-        return session
+        self.runtime: GraphRuntime = load_graph(
+            self.graph.model_bytes,
+            INPUT_NAME,
+            runtime=runtime,
+            intra_op_threads=intra_op_threads,
+            providers=providers,
+        )
+        log.info("%s runs on %s", spec.id, self.runtime.description)
 
     def _run(self, batch: NDArray[np.uint8]) -> NDArray[np.float32]:
-        session = self._session(max(self.intra_op_threads, call_threads()))
+        threads = call_threads()
         outs = [
-            session.run(None, {INPUT_NAME: batch[i : i + self.max_batch]})[0]
+            self.runtime.run(batch[i : i + self.max_batch], threads)
             for i in range(0, len(batch), self.max_batch)
         ]
-        return np.concatenate(outs).astype(np.float32, copy=False)
+        return np.concatenate(outs)
 
     def embed(self, chips: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:
         if len(chips) == 0:
