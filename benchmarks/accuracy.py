@@ -67,6 +67,12 @@ def main() -> None:
     ap.add_argument(
         "--model-dir", type=Path, default=None, help="FACEPRINT_MODEL_DIR for ONNX packs"
     )
+    ap.add_argument(
+        "--runtime",
+        choices=["auto", "onnxruntime", "openvino"],
+        default="auto",
+        help="what runs an ONNX embedder (FACEPRINT_EMBED_RUNTIME)",
+    )
     ap.add_argument("--limit", type=int, default=None, help="only the first N photos (smoke runs)")
     ap.add_argument("--name", default=None, help="result file stem (default from the options)")
     args = ap.parse_args()
@@ -74,9 +80,15 @@ def main() -> None:
     ps = load_pairs(args.pairs)
     if args.limit:
         ps = PairSet(ps.photos[: args.limit], ps.labels[: args.limit], None)
-    cfg = PipelineConfig(detector=args.detector, model_dir=args.model_dir, flip_average=args.flip)
+    cfg = PipelineConfig(
+        detector=args.detector,
+        model_dir=args.model_dir,
+        flip_average=args.flip,
+        graph_runtime=args.runtime,
+    )
     pipe = build_pipeline(cfg)
     spec = pipe.spec(args.model)
+    graph = getattr(pipe.models.embedder(args.model), "runtime", None)
     t0 = time.perf_counter()
     embedded = embed_photos(
         pipe,
@@ -96,6 +108,7 @@ def main() -> None:
         "detector": args.detector,
         "model": args.model,
         "flip_average": args.flip,
+        "runtime": graph.description if graph is not None else "dlib-bin",
         "pick": args.pick,
         "photos": len(ps.photos),
         "no_face": int((~found).sum()),
