@@ -45,8 +45,8 @@ def serve(
         int,
         typer.Option(
             help="Uvicorn worker processes. The face pipeline already runs on a thread "
-            "pool in each (FACEPRINT_CPU_WORKERS); on 2 cores two workers answered 28-44% "
-            "more verifications per minute at concurrency 4 than one (README, "
+            "pool in each (FACEPRINT_CPU_WORKERS); on 2 cores two workers answered about "
+            "50% more verifications per minute at concurrency 4 than one (README, "
             "Performance). Each worker keeps its own Prometheus counters, and without "
             "FACEPRINT_REDIS_URL its own rate-limit counters."
         ),
