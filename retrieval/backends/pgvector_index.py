@@ -104,13 +104,10 @@ class PgVectorIndex:
             # The exact query orders by the untyped column, which the HNSW expression
             # index cannot serve, so the planner reads the gallery through its btree.
             expr = _embedding(dim) if mode != "exact" else sql.SQL("embedding")
-            # relaxed_order may return rows slightly out of order: re-sort the few rows.
             query = sql.SQL(
-                "WITH c AS MATERIALIZED ("
-                " SELECT id, subject_id, {expr} <=> %(v)s AS d FROM templates"
+                "SELECT id, subject_id, {expr} <=> %(v)s FROM templates"
                 " WHERE model_id = {model} {gallery}"
-                " ORDER BY {expr} <=> %(v)s LIMIT %(k)s)"
-                " SELECT id, subject_id, 1 - d FROM c ORDER BY d"
+                " ORDER BY {expr} <=> %(v)s LIMIT %(k)s"
             ).format(
                 expr=expr,
                 model=sql.Literal(check_model_id(model_id)),
@@ -159,24 +156,29 @@ class PgVectorIndex:
             mode = "exact"
         else:
             mode = "gallery"
-        if mode != "exact":
-            raw.execute(
-                "SELECT set_config('hnsw.ef_search', %s, true),"
-                " set_config('hnsw.iterative_scan', %s, true),"
-                " set_config('hnsw.max_scan_tuples', %s, true)",
-                (
-                    str(ef_search or self.config.ef_search),
-                    "relaxed_order" if mode == "gallery" else "off",
-                    str(self.config.max_scan_tuples),
-                ),
-                prepare=True,
-            )
-        rows = raw.execute(
-            self._search_query(model_id, dim, mode),
-            {"v": probe, "k": k, "g": gallery_id},
-            prepare=True,
-        ).fetchall()
-        return [Hit(template_id=r[0], subject_id=r[1], similarity=clamp(r[2])) for r in rows]
+        params = {"v": probe, "k": k, "g": gallery_id}
+        query = self._search_query(model_id, dim, mode)
+        if mode == "exact":
+            rows = raw.execute(query, params, prepare=True).fetchall()
+        else:
+            # The settings and the query travel in one round trip (pipeline mode); SET
+            # LOCAL keeps them to this transaction, whatever a pooled connection did before.
+            with raw.pipeline():
+                raw.execute(
+                    "SELECT set_config('hnsw.ef_search', %s, true),"
+                    " set_config('hnsw.iterative_scan', %s, true),"
+                    " set_config('hnsw.max_scan_tuples', %s, true)",
+                    (
+                        str(ef_search or self.config.ef_search),
+                        "relaxed_order" if mode == "gallery" else "off",
+                        str(self.config.max_scan_tuples),
+                    ),
+                    prepare=True,
+                )
+                cursor = raw.execute(query, params, prepare=True)
+            # relaxed_order may return rows slightly out of order: sort the k rows.
+            rows = sorted(cursor.fetchall(), key=lambda r: r[2])
+        return [Hit(template_id=r[0], subject_id=r[1], similarity=clamp(1.0 - r[2])) for r in rows]
 
     def verify(
         self, conn: Connection, vector: Vector, *, subject_id: uuid.UUID, model_id: str
