@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import uuid
 from typing import Annotated
@@ -18,7 +19,7 @@ from service.cli_worker import register as register_worker_commands
 from service.datadir import DataDirInUse, ServeLock
 from service.logging_setup import configure_logging
 from service.runtime import database, sessions
-from service.settings import get_settings
+from service.settings import Settings, get_settings
 
 app = typer.Typer(
     help="Faceprint: self-hosted face verification (1:1) and identification (1:N).",
@@ -37,25 +38,33 @@ def _err(message: str) -> None:
     typer.echo(message, err=True)
 
 
+def default_api_workers(settings: Settings) -> int:
+    """One process per core the service may use when Redis shares the rate limits;
+    otherwise one, so that the in-process limits mean what they say."""
+    if not settings.redis_url:
+        return 1
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="TCP port (default 8000).")] = None,
     workers: Annotated[
-        int,
+        int | None,
         typer.Option(
-            help="Uvicorn worker processes. The face pipeline already runs on a thread "
-            "pool in each (FACEPRINT_CPU_WORKERS); on 2 cores two workers answered about "
-            "50% more verifications per minute at concurrency 4 than one (README, "
-            "Performance). Each worker keeps its own Prometheus counters, and without "
-            "FACEPRINT_REDIS_URL its own rate-limit counters."
+            min=1,
+            help="Uvicorn worker processes. Default: one per core when FACEPRINT_REDIS_URL "
+            "shares rate limits between them, else one. The face pipeline already runs on "
+            "a thread pool in each (FACEPRINT_CPU_WORKERS); on 2 cores two workers "
+            "answered about 50% more verifications per minute at concurrency 4 than one "
+            "(README, Performance). Each worker keeps its own Prometheus counters, and "
+            "without FACEPRINT_REDIS_URL its own rate-limit counters.",
         ),
-    ] = 1,
+    ] = None,
 ) -> None:
     """Run the HTTP API. With nothing configured it starts the embedded PostgreSQL in the
     data directory, applies pending migrations, and stops the database on exit."""
-    import os
-
     from service.app import create_app
     from service.http_protocol import NoDelayH11Protocol
 
@@ -77,6 +86,9 @@ def serve(
                 f"API docs: http://{host}:{port}/docs\n"
                 "Create the first key: faceprint keys create --name admin --role admin"
             )
+            if workers is None:
+                workers = default_api_workers(settings)
+                _err(f"{workers} API worker process(es) (--workers to choose)")
             if workers > 1 and not settings.redis_url and settings.rate_limit_per_minute:
                 _err(
                     f"warning: {workers} workers without FACEPRINT_REDIS_URL count rate "

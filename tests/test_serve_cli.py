@@ -140,3 +140,13 @@ def test_serve_with_worker_processes(data: Path) -> None:
         err = stop(proc)
     assert "rate limits per process" in err
     assert not postgres_running(data), "Ctrl-C must stop the embedded PostgreSQL"
+
+
+def test_default_worker_count_follows_where_rate_limits_are_kept(tmp_path: Path) -> None:
+    from service.cli import default_api_workers
+    from service.settings import Settings
+
+    alone = Settings(data_dir=tmp_path, redis_url=None)
+    shared = Settings(data_dir=tmp_path, redis_url="redis://127.0.0.1:6379/0")
+    assert default_api_workers(alone) == 1  # in-process limits: one process
+    assert default_api_workers(shared) == len(os.sched_getaffinity(0))
