@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
-from typing import Literal, Protocol, get_args
+from typing import Protocol, get_args
 
 import numpy as np
 import onnxruntime as ort
@@ -35,7 +35,7 @@ class GraphRuntime(Protocol):
     """One loaded graph with one input; ``run`` is safe to call from many threads."""
 
     name: str  # "onnxruntime", "openvino"
-    description: str  # for logs and /v1/models: runtime, device, precision
+    description: str  # runtime, device and precision, for logs and benchmark records
 
     def run(self, batch: NDArray[np.uint8], threads: int) -> NDArray[np.float32]: ...
 
@@ -131,16 +131,14 @@ class OpenVinoGraph:
         input_name: str,
         *,
         intra_op_threads: int = 1,
-        precision: Literal["bf16", "f32"] = "bf16",
     ) -> None:
         import openvino as ov
 
         self._core = ov.Core()
         self._model = self._core.read_model(model_bytes)
         self._input = input_name
-        self.precision = precision
         self.intra_op_threads = intra_op_threads
-        self.description = f"openvino {ov.__version__} (CPU, {precision})"
+        self.description = f"openvino {ov.__version__} (CPU, bf16)"
         self._compiled: dict[int, object] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -157,7 +155,7 @@ class OpenVinoGraph:
                         self._model,
                         "CPU",
                         {
-                            "INFERENCE_PRECISION_HINT": self.precision,
+                            "INFERENCE_PRECISION_HINT": "bf16",
                             "NUM_STREAMS": streams,
                             "INFERENCE_NUM_THREADS": streams * threads,
                             "ENABLE_CPU_PINNING": False,
