@@ -145,11 +145,12 @@ class JobRunner:
 
     def _prepare(self, batch: list[ClaimedJob]) -> _InFlight:
         """The heavy part, with the batch's leases kept alive from here until it is written."""
-        flight = _InFlight(batch, time.perf_counter(), threading.Event())
-        flight.beat = threading.Thread(
-            target=self._heartbeat, args=([j.id for j in batch], flight.finished), daemon=True
+        started, finished = time.perf_counter(), threading.Event()
+        beat = threading.Thread(
+            target=self._heartbeat, args=([j.id for j in batch], finished), daemon=True
         )
-        flight.beat.start()
+        flight = _InFlight(batch, started, finished, beat)
+        beat.start()
         try:
             flight.prepared = self.handler.prepare(batch)
         except Exception as exc:  # the whole batch failed to prepare: each job retries
@@ -163,8 +164,7 @@ class JobRunner:
             faces = self._finish_batch(flight.batch, flight.prepared, outcome)
         finally:
             flight.finished.set()
-            if flight.beat is not None:
-                flight.beat.join()
+            flight.beat.join()
         elapsed = time.perf_counter() - flight.started
         self.metrics.batch_size.observe(len(flight.batch))
         self.metrics.faces.inc(faces)
@@ -333,8 +333,8 @@ class _InFlight:
     batch: list[ClaimedJob]
     started: float
     finished: threading.Event
+    beat: threading.Thread  # renews the batch's leases until ``finished`` is set
     prepared: Sequence[Any] = ()
-    beat: threading.Thread | None = None
 
 
 def _failed(value: Any) -> bool:
