@@ -136,10 +136,31 @@ def test_serve_with_worker_processes(data: Path) -> None:
         with httpx.Client(base_url=url) as fresh:  # new connections, either process
             for _ in range(20):
                 assert fresh.get("/v1/api-keys", headers={"X-API-Key": key}).status_code == 200
+        # Whichever process answers a scrape, it reports the calls of both: with
+        # per-process counters each scrape would see only its own process's share.
+        for _ in range(6):
+            scrape = httpx.get(url + "/metrics")  # a new connection each time
+            assert scrape.status_code == 200
+            assert listed_calls(scrape.text) == 40
     finally:
         err = stop(proc)
     assert "rate limits per process" in err
     assert not postgres_running(data), "Ctrl-C must stop the embedded PostgreSQL"
+
+
+def listed_calls(exposition: str) -> float:
+    """faceprint_http_requests_total for GET /v1/api-keys answered 200."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+        if sample.name == "faceprint_http_requests_total"
+        and sample.labels.get("method") == "GET"
+        and sample.labels.get("route") == "/v1/api-keys"
+        and sample.labels.get("status") == "200"
+    )
 
 
 def test_default_worker_count_follows_where_rate_limits_are_kept(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from service.metrics_export import exported_registry
 from service.migrate import current_revision, head_revision
 from service.problems import MEDIA_TYPE, TYPE_BASE
 
@@ -56,4 +57,4 @@ def readyz(request: Request) -> JSONResponse:
 
 @router.get("/metrics")
 def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(exported_registry()), media_type=CONTENT_TYPE_LATEST)
