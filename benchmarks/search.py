@@ -340,6 +340,50 @@ def run_external(
     return rows
 
 
+def run_hnswlib(
+    data: Synthetic, truth: Truth, args: argparse.Namespace, base: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """hnswlib in memory: the reference for what an HNSW walk costs on this host.
+
+    Not a backend of the service; it has no gallery filter or persistence. It shows how
+    much of an engine's latency is the graph walk itself (memory latency) and how much
+    the engine's own overhead (PostgreSQL's buffer manager, Qdrant's segments).
+    """
+    try:
+        import hnswlib
+    except ImportError:
+        console.print("  hnswlib skipped: not installed (pip install -e '.[bench]')")
+        return []
+
+    n, dim = data.templates.shape
+    before = eng.rss_mb()
+    index = hnswlib.Index(space="cosine", dim=dim)
+    index.init_index(max_elements=n, M=args.m, ef_construction=args.hnswlib_efc, random_seed=0)
+    index.set_num_threads(os.cpu_count() or 1)
+    started = time.perf_counter()
+    for start in range(0, n, 100_000):
+        stop = min(n, start + 100_000)
+        index.add_items(data.templates[start:stop], np.arange(start, stop))
+    build_s = time.perf_counter() - started
+    index.set_num_threads(1)
+    console.print(f"  hnswlib build {build_s:.1f} s")
+
+    def query(i: int, k: int, ef: int) -> list[int]:
+        index.set_ef(max(ef, k))
+        labels, _ = index.knn_query(data.probes[i], k=k)
+        return [int(v) for v in labels[0]]
+
+    common = {
+        **base,
+        "params": {"m": args.m, "ef_construction": args.hnswlib_efc},
+        "load_s": 0.0,
+        "build_s": round(build_s, 1),
+        "index_mb": round(index.index_file_size() / 2**20, 1),
+        "memory_mb": round(eng.rss_mb() - before, 1),
+    }
+    return sweep("hnswlib (in-memory reference)", query, data, truth, args, common)
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args = parse_args(argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -404,6 +448,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             with tempfile.TemporaryDirectory(prefix=f"bench-{backend}-", dir=args.workdir) as tmp:
                 if backend == "pgvector":
                     rows += run_pgvector(data, truth, layout, args, base, Path(tmp))
+                elif backend == "hnswlib":
+                    rows += run_hnswlib(data, truth, args, base)
                 else:
                     rows += run_external(backend, data, truth, layout, args, base, Path(tmp))
             _write(rows, args, partial=True)
@@ -505,7 +551,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--backends",
         type=lambda s: s.split(","),
         default=["pgvector", "qdrant-edge", "milvus"],
-        help="comma-separated: pgvector, qdrant-edge, milvus",
+        help="comma-separated: pgvector, qdrant-edge, milvus, hnswlib (the in-memory"
+        " reference; pip install -e '.[bench]')",
     )
     parser.add_argument(
         "--distributions",
@@ -516,6 +563,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--m", type=int, default=16, help="HNSW m (every engine)")
     parser.add_argument("--efc", type=int, default=64, help="pgvector ef_construction")
     parser.add_argument("--qdrant-efc", type=int, default=100, help="Qdrant Edge ef_construct")
+    parser.add_argument("--hnswlib-efc", type=int, default=100, help="hnswlib ef_construction")
     parser.add_argument(
         "--max-scan-tuples", type=int, default=50_000, help="pgvector hnsw.max_scan_tuples"
     )
