@@ -317,6 +317,7 @@ def embedder_context(config: PipelineConfig) -> EmbedderContext:
         flip_average=config.flip_average,
         calibration_dir=config.calibration_dir,
         graph_runtime=config.graph_runtime,
+        detector=config.detector,
     )
 
 

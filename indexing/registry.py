@@ -44,6 +44,10 @@ class EmbedderContext:
     calibration_dir: Path | None = None
     # What executes ONNX graphs that have a choice (indexing.graph_runtimes).
     graph_runtime: GraphRuntimeName = "auto"
+    # The detector whose faces the embedders see. Its boxes and landmarks decide the
+    # aligned crop, so a threshold calibrated with another detector does not hold and
+    # its record is ignored. None (a tool that embeds no photos) checks nothing.
+    detector: str | None = None
 
 
 @dataclass(frozen=True)
@@ -265,6 +269,11 @@ class ModelRegistry:
             return ignored(str(exc))
         if record.model_id != shipped.id or record.flip_average != flip:
             return ignored("it was written for another model or embedding mode")
+        if self.context.detector is not None and record.detector != self.context.detector:
+            return ignored(
+                f"it was calibrated on faces found by {record.detector!r}; this service"
+                f" detects with {self.context.detector!r} (calibrate again with it)"
+            )
         try:
             weights = self.weights(shipped.id)
             digest = file_sha256(weights)

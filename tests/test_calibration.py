@@ -79,13 +79,16 @@ def faceprint(data_dir: Path, pack: Path, monkeypatch: pytest.MonkeyPatch) -> It
     get_settings.cache_clear()
 
 
-def _registry(model_dir: Path, data_dir: Path, *, flip: bool = False) -> ModelRegistry:
+def _registry(
+    model_dir: Path, data_dir: Path, *, flip: bool = False, detector: str = "blazeface"
+) -> ModelRegistry:
     return ModelRegistry(
         EmbedderContext(
             model_dir=model_dir,
             cache_dir=data_dir / "models",
             flip_average=flip,
             calibration_dir=data_dir / "calibration",
+            detector=detector,
         )
     )
 
@@ -286,6 +289,19 @@ def test_a_bad_or_stale_record_leaves_the_shipped_threshold(tmp_path: Path, cont
     source = registry.threshold_source(DLIB_RESNET_V1.id)
     assert source.kind == "shipped" and source.record == path and source.ignored
     assert str(tmp_path) not in source.ignored  # the API shows it: no server paths
+
+
+def test_a_record_made_with_another_detector_is_not_used(tmp_path: Path) -> None:
+    """The detector's boxes and landmarks decide the aligned crop, so the scores and the
+    threshold they give: a record holds only for the detector it was made with."""
+    path = write_record(tmp_path / "calibration", _dlib_record(0.95, flip=False))
+    same = _registry(tmp_path, tmp_path, detector="blazeface")
+    assert same.spec(DLIB_RESNET_V1.id).threshold == 0.95
+    other = _registry(tmp_path, tmp_path, detector="dlib-hog")
+    assert other.spec(DLIB_RESNET_V1.id) == DLIB_RESNET_V1
+    source = other.threshold_source(DLIB_RESNET_V1.id)
+    assert source.kind == "shipped" and source.record == path
+    assert source.ignored and "'blazeface'" in source.ignored and "'dlib-hog'" in source.ignored
 
 
 def test_operating_point_counts_only_pairs_that_were_compared() -> None:
