@@ -33,6 +33,10 @@ class CallGauge:
         self._in_flight = 0
         self._lock = threading.Lock()
 
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
     @contextmanager
     def call(self) -> Iterator[int]:
         """A pipeline call: yields (and sets for the runtimes) the threads it may use."""

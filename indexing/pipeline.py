@@ -145,6 +145,15 @@ class FacePipeline:
             ]
         return [_Face(*parts) for parts in zip(found, shapes, chips, qualities, strict=True)]
 
+    def find_faces(
+        self, image: RGBImage, *, timings: StageTimings | None = None
+    ) -> list[Detection]:
+        """The detector's boxes alone, largest first: for callers that need no landmarks,
+        chips or quality (liveness frames). A pipeline call like the others, so it
+        counts towards the calls in flight and the detect stage's metrics."""
+        with self.gauge.call(), self.metrics.stage("detect", timings):
+            return largest_first(self.detector.detect(image))
+
     def detect_image(
         self, image: RGBImage, *, max_faces: int | None = None, timings: StageTimings | None = None
     ) -> list[DetectedFace]:

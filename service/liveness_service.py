@@ -20,7 +20,6 @@ import numpy as np
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from indexing.detection.base import Detection, largest_first
 from indexing.errors import CorruptImage, ImageError, ImageTooLarge, UnsupportedImage
 from indexing.pipeline import FacePipeline
 from indexing.types import BBox
@@ -143,7 +142,7 @@ def passive_check_image(
     """The passive check of the largest face of a decoded image (the benchmark times
     this with the decode): the detector's box is all it needs, so the pipeline's
     landmarks, chips and quality are not run."""
-    found = _detections(pipeline, image)
+    found = pipeline.find_faces(image)
     if not found:
         raise NoFaceForLiveness("no face found in the image")
     return passive_check_at(checker, image, found[0].bbox)
@@ -421,7 +420,7 @@ def observe_frame(
         or machine.unembedded >= policy.max_unembedded
     )
     analyzed = pipeline.analyze_image(image, model_ids=model_ids, max_faces=2) if certain else None
-    found = _detections(pipeline, image) if analyzed is None else []
+    found = pipeline.find_faces(image) if analyzed is None else []
     boxes = [f.bbox for f in analyzed] if analyzed is not None else [d.bbox for d in found]
     box = None
     if len(boxes) == 1:
@@ -450,12 +449,6 @@ def observe_frame(
         return ObservedFrame(replace(obs, faces=len(analyzed)), measured.track, False, late)
     embedding = [float(x) for x in analyzed[0].embeddings[runtime.model_id]]
     return ObservedFrame(replace(obs, embedding=embedding), measured.track, True, late)
-
-
-def _detections(pipeline: FacePipeline, image: np.ndarray) -> list[Detection]:
-    """The detector's faces, largest first (as the pipeline orders them), without the
-    5-point landmarks, chips and quality that only an embedding needs."""
-    return largest_first(pipeline.detector.detect(image))
 
 
 def session_probe(

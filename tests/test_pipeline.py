@@ -93,6 +93,31 @@ def test_max_faces_keeps_the_largest(pipeline: FacePipeline) -> None:
     assert [f.bbox for f in two] == [f.bbox for f in everyone[:2]]
 
 
+def test_find_faces_is_a_pipeline_call_with_the_detectors_boxes(
+    pipeline: FacePipeline, registry: CollectorRegistry
+) -> None:
+    """Boxes alone (liveness frames): the detector's faces in the pipeline's order, run
+    as a pipeline call, so they take the call's threads and show in the detect metric."""
+    image = _rgb(FACES_DIR / "multi" / "obama_and_biden.jpg")
+    sample = ("faceprint_pipeline_stage_seconds_count", {"stage": "detect"})
+    before = registry.get_sample_value(*sample) or 0
+    seen: list[int] = []
+    detect = pipeline.detector.detect
+
+    def watched(img: np.ndarray) -> list:
+        seen.append(pipeline.gauge.in_flight)
+        return detect(img)
+
+    pipeline.detector.detect = watched  # type: ignore[method-assign]
+    try:
+        boxes = pipeline.find_faces(image)
+    finally:
+        del pipeline.detector.detect
+    assert seen == [1], "the detector must run inside a counted pipeline call"
+    assert [d.bbox for d in boxes] == [f.bbox for f in pipeline.detect_image(image)]
+    assert registry.get_sample_value(*sample) == before + 2  # find_faces, detect_image
+
+
 def test_hard_inputs_give_a_face_or_nothing(pipeline: FacePipeline) -> None:
     for path in sorted((FACES_DIR / "hard").glob("*")):
         faces = pipeline.analyze(path.read_bytes(), model_ids=[DLIB])
