@@ -183,7 +183,7 @@ def calibrate(
 
     Every photo is embedded with the service's pipeline (its detector, model packs and mirror averaging unless overridden), one face per photo, the one nearest the centre; a photo without a face counts as a non-match. The threshold is the smallest cosine at which at most --fmr of the different-person pairs (with a face in both photos) match. The table shows FNMR at FMR 1e-2 and 1e-3, the no-face rate and the pair counts.
 
-    The result is written to <data dir>/calibration/<model>.json (<model>.flip.json for mirror-averaged vectors) with the sha256 of the model file; the service uses it from its next start, for as long as that file is unchanged. Refused when the photos give no same-person pair or fewer different-person pairs than 1/FMR.
+    The result is written to <data dir>/calibration/<model>.json (<model>.flip.json for mirror-averaged vectors) with the sha256 of the model file; the service uses it from its next start, for as long as that file is unchanged and it detects faces with the same detector. Refused when the photos give no same-person pair or fewer different-person pairs than 1/FMR.
     """  # noqa: E501 - Typer re-wraps the help text; hard line breaks would show.
     err = Console(stderr=True)
     settings = get_settings()
@@ -295,8 +295,16 @@ def calibrate(
     )
     path = write_record(calibration_dir(settings), record)
     err.print(f"wrote {path}", soft_wrap=True)
-    err.print(
-        f"{model} uses threshold {point.threshold:.4f} from the service's next start"
-        f" (model file {weights.name}, sha256 {model_sha256[:12]}…)",
-        soft_wrap=True,
-    )
+    if config.detector == settings.detector:
+        err.print(
+            f"{model} uses threshold {point.threshold:.4f} from the service's next start"
+            f" (model file {weights.name}, sha256 {model_sha256[:12]}…)",
+            soft_wrap=True,
+        )
+    else:
+        err.print(
+            f"[yellow]note:[/yellow] the service detects with {settings.detector!r}"
+            f" (FACEPRINT_DETECTOR); it uses this record only when it detects with"
+            f" {config.detector!r}",
+            soft_wrap=True,
+        )

@@ -173,6 +173,20 @@ def test_calibrate_writes_the_record_the_registry_then_serves(
     assert "not used" not in listed.output
 
 
+def test_calibrating_with_another_detector_says_the_service_will_not_use_it(
+    faceprint: Invoke, data_dir: Path
+) -> None:
+    args = ("--model", ARC, "--pairs", str(IDENTITIES), "--fmr", "1e-2")
+    result = faceprint("models", "calibrate", *args, "--detector", "blazeface-full")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "the service detects with 'blazeface'" in text and "'blazeface-full'" in text
+    listed = faceprint("models", "list")  # the service's detector is blazeface
+    assert listed.exit_code == 0, listed.output
+    listed_text = " ".join(listed.output.split())
+    assert "not used: it was calibrated on faces found by 'blazeface-full'" in listed_text
+
+
 def test_refuses_sets_that_cannot_support_the_rate(
     faceprint: Invoke, data_dir: Path, tmp_path: Path
 ) -> None:
