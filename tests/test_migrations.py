@@ -36,3 +36,32 @@ def test_downgrade_to_base_and_up_again(empty_db_url: str) -> None:
     finally:
         engine.dispose()
     migrate.upgrade(empty_db_url)
+
+
+def test_template_vectors_of_512_dimensions_stay_in_the_row(empty_db_url: str) -> None:
+    """A 512-d vector (2 KB) would go to the TOAST table under pgvector's default
+    storage, and every exact search would read it back from there."""
+    migrate.upgrade(empty_db_url)
+    engine = create_engine(empty_db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text("CREATE TEMP TABLE copy (LIKE templates INCLUDING STORAGE INCLUDING DEFAULTS)")
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO copy (id, face_id, subject_id, gallery_id, model_id, embedding)"
+                    " SELECT gen_random_uuid(), gen_random_uuid(), gen_random_uuid(),"
+                    " gen_random_uuid(), 'arcface', array_fill(0.04, ARRAY[512])::vector"
+                    " FROM generate_series(1, 50)"
+                )
+            )
+            toast = conn.execute(
+                text(
+                    "SELECT pg_relation_size(reltoastrelid) FROM pg_class"
+                    " WHERE oid = 'copy'::regclass"
+                )
+            ).scalar_one()
+            assert toast == 0
+    finally:
+        engine.dispose()
