@@ -163,10 +163,15 @@ def run_pgvector(
             "ef_construction": args.efc,
             "shared_buffers": args.shared_buffers,
             "huge_pages": args.huge_pages,
+            "maintenance_work_mem": args.maintenance_work_mem,
         },
     }
     with eng.bench_postgres(
-        workdir, shared_buffers=args.shared_buffers, keep=False, huge_pages=args.huge_pages
+        workdir,
+        shared_buffers=args.shared_buffers,
+        keep=False,
+        huge_pages=args.huge_pages,
+        maintenance_work_mem=args.maintenance_work_mem,
     ) as url:
         engine = eng.sqlalchemy_engine(url)
         started = time.perf_counter()
@@ -569,6 +574,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--shared-buffers", default="6GB", help="the benchmark server's shared_buffers"
+    )
+    parser.add_argument(
+        "--maintenance-work-mem",
+        default="2GB",
+        help="the benchmark server's maintenance_work_mem (4GB for 1M x 512: the HNSW"
+        " graph must fit for an in-memory build)",
     )
     parser.add_argument(
         "--huge-pages",

@@ -63,7 +63,12 @@ def make_layout(n: int, identities: int, small_fraction: float) -> Layout:
 
 @contextmanager
 def bench_postgres(
-    root: Path, *, shared_buffers: str, keep: bool, huge_pages: str = "try"
+    root: Path,
+    *,
+    shared_buffers: str,
+    keep: bool,
+    huge_pages: str = "try",
+    maintenance_work_mem: str = "2GB",
 ) -> Iterator[str]:
     """A tuned embedded PostgreSQL for the benchmark alone; yields a SQLAlchemy URL.
     ``huge_pages="on"`` needs pages reserved on the host (``vm.nr_hugepages``)."""
@@ -76,7 +81,9 @@ def bench_postgres(
     admin = server.get_uri("postgres")
     settings = {
         "shared_buffers": shared_buffers,
-        "maintenance_work_mem": "2GB",
+        # The HNSW build stays in memory only while the graph fits: about 0.9 GB per
+        # million 128-d templates, 2.6 GB at 512-d.
+        "maintenance_work_mem": maintenance_work_mem,
         "max_parallel_maintenance_workers": "1",
         "effective_cache_size": "8GB",
         "jit": "off",
