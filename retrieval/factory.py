@@ -36,6 +36,25 @@ def build_index(config: IndexConfig) -> VectorIndex:
             raise UnknownBackend(other)
 
 
+def is_milvus_lite(uri: str) -> bool:
+    """A milvus-lite file rather than a Milvus server's address."""
+    return not uri.startswith(("http://", "https://", "tcp://", "grpc://"))
+
+
+def single_process_engine(config: IndexConfig) -> str | None:
+    """The embedded engine of ``config`` that only one process may hold open, or None.
+
+    Qdrant Edge locks its shard's write-ahead log for the process that opened it (a
+    second one fails with WouldBlock); each process that opens a milvus-lite file runs
+    its own engine on it, and the others see its collections released. Several API
+    processes need PostgreSQL or an engine's server."""
+    if config.backend == "qdrant-edge":
+        return "qdrant-edge"
+    if config.backend == "milvus" and config.milvus_uri and is_milvus_lite(config.milvus_uri):
+        return "milvus-lite"
+    return None
+
+
 def _required(path: Path | None, field: str) -> Path:
     if path is None:
         raise ValueError(f"the qdrant-edge backend needs {field}")

@@ -39,10 +39,19 @@ def _err(message: str) -> None:
     typer.echo(message, err=True)
 
 
+def single_process_engine(settings: Settings) -> str | None:
+    """The configured vector engine if only one process may hold it open."""
+    from retrieval.factory import single_process_engine as engine_of
+    from service.components import index_config
+
+    return engine_of(index_config(settings))
+
+
 def default_api_workers(settings: Settings) -> int:
     """One process per core the service may use when Redis shares the rate limits;
-    otherwise one, so that the in-process limits mean what they say."""
-    if not settings.redis_url:
+    otherwise one, so that the in-process limits mean what they say. One as well with
+    an embedded vector engine, which a second process cannot open."""
+    if not settings.redis_url or single_process_engine(settings):
         return 1
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
 
@@ -56,8 +65,10 @@ def serve(
         typer.Option(
             min=1,
             help="Uvicorn worker processes. Default: one per core when FACEPRINT_REDIS_URL "
-            "shares rate limits between them, else one. The face pipeline already runs on "
-            "a thread pool in each (FACEPRINT_CPU_WORKERS); on 2 cores two workers "
+            "shares rate limits between them, else one; always one with an embedded vector "
+            "engine (qdrant-edge, milvus-lite), which one process holds. The face "
+            "pipeline already runs on a thread pool in each (FACEPRINT_CPU_WORKERS); on 2 "
+            "cores two workers "
             "answered about 50% more verifications per minute at concurrency 4 than one "
             "(README, Performance). /metrics sums the counters of all of them; without "
             "FACEPRINT_REDIS_URL each keeps its own rate-limit counters.",
@@ -73,6 +84,14 @@ def serve(
     configure_logging(settings.log_level)
     host = host or settings.host
     port = port or settings.port
+    engine = single_process_engine(settings)
+    if workers is not None and workers > 1 and engine:
+        _err(
+            f"error: {engine} (FACEPRINT_VECTOR_BACKEND) can be open in one process only:"
+            " run one API process (--workers 1), or move the index to a server"
+            " (pgvector, FACEPRINT_QDRANT_URL, or a Milvus server in FACEPRINT_MILVUS_URI)"
+        )
+        raise typer.Exit(code=2)
     lock = ServeLock(settings.data_dir)
     try:
         lock.acquire()

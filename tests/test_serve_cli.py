@@ -171,3 +171,25 @@ def test_default_worker_count_follows_where_rate_limits_are_kept(tmp_path: Path)
     shared = Settings(data_dir=tmp_path, redis_url="redis://127.0.0.1:6379/0")
     assert default_api_workers(alone) == 1  # in-process limits: one process
     assert default_api_workers(shared) == len(os.sched_getaffinity(0))
+    # An embedded engine is held by one process, whatever shares the rate limits.
+    for backend in ("qdrant-edge", "milvus"):
+        embedded = shared.model_copy(update={"vector_backend": backend})
+        assert default_api_workers(embedded) == 1, backend
+    served = shared.model_copy(
+        update={"vector_backend": "milvus", "milvus_uri": "http://milvus:19530"}
+    )
+    assert default_api_workers(served) == len(os.sched_getaffinity(0))
+
+
+@pytest.mark.parametrize("backend", ["qdrant-edge", "milvus"])
+def test_several_processes_are_refused_for_an_embedded_engine(data: Path, backend: str) -> None:
+    """A second process cannot open a Qdrant Edge shard (its WAL is locked), and a second
+    milvus-lite engine on one file sees the first one's collections released: refused
+    before anything starts, with what to do instead."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FACEPRINT_")}
+    env |= {"FACEPRINT_DATA_DIR": str(data), "FACEPRINT_VECTOR_BACKEND": backend}
+    refused = cli(env, "serve", "--port", str(free_port()), "--workers", "2")
+    assert refused.returncode == 2
+    text = " ".join(refused.stderr.split())
+    assert "one process only" in text and "--workers 1" in text
+    assert not postgres_running(data), "nothing may start before the refusal"

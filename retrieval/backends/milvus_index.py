@@ -13,6 +13,7 @@ from sqlalchemy import Connection
 
 from retrieval.backends.external import PostgresCheckedReads, collection_name
 from retrieval.base import IndexConfig, IndexHealth, IndexPoint, Vector
+from retrieval.factory import is_milvus_lite
 from retrieval.pg import PgSupport
 
 _ID_LEN = 36  # a UUID's text form
@@ -25,7 +26,7 @@ class MilvusIndex(PostgresCheckedReads):
     def __init__(self, config: IndexConfig, uri: str) -> None:
         self.config = config
         self.uri = uri
-        self.lite = not uri.startswith(("http://", "https://", "tcp://", "grpc://"))
+        self.lite = is_milvus_lite(uri)
         self.client = MilvusClient(uri)
         self.pg = PgSupport()
 

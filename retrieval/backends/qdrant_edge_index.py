@@ -56,9 +56,22 @@ class QdrantEdgeIndex(PostgresCheckedReads):
                 path = self._path(model_id)
                 if not path.exists():
                     raise IndexUnavailable(self.name, f"no shard for model {model_id!r}")
-                shard = qe.EdgeShard.load(str(path))
+                shard = self._load(path)
                 self._shards[model_id] = shard
             return shard
+
+    def _load(self, path: Path) -> qe.EdgeShard:
+        try:
+            return qe.EdgeShard.load(str(path))
+        except Exception as exc:
+            # The engine locks the shard's write-ahead log for the process holding it.
+            if "WouldBlock" in str(exc):
+                raise IndexUnavailable(
+                    self.name,
+                    "the shard is open in another process (a running `faceprint serve`?);"
+                    " one process at a time can hold a Qdrant Edge shard",
+                ) from exc
+            raise
 
     def ensure_model(self, conn: Connection | None, model_id: str, dim: int) -> None:
         with self._lock:
@@ -66,7 +79,7 @@ class QdrantEdgeIndex(PostgresCheckedReads):
                 return
             path = self._path(model_id)
             if path.exists():
-                shard = qe.EdgeShard.load(str(path))
+                shard = self._load(path)
             else:
                 shard = qe.EdgeShard.create(str(path), self._shard_config(dim))
                 shard.update(
