@@ -189,5 +189,18 @@ def keys_revoke(key_id: Annotated[uuid.UUID, typer.Argument(help="The key's id."
     _err(f"revoked {key_id}")
 
 
+def main() -> None:
+    """The ``faceprint`` command. An index that cannot be reached (a server down, an
+    embedded shard held by another process) is an operating condition, not a bug: one
+    line saying so, not a traceback."""
+    from retrieval.errors import IndexUnavailable
+
+    try:
+        app()
+    except IndexUnavailable as exc:
+        _err(f"error: {exc}")
+        sys.exit(1)
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -92,9 +92,14 @@ class QdrantEdgeIndex(PostgresCheckedReads):
     def drop_model(self, conn: Connection | None, model_id: str) -> None:
         with self._lock:
             shard = self._shards.pop(model_id, None)
+            path = self._path(model_id)
+            if shard is None and path.exists():
+                # Taking the shard first: files deleted under another process that holds
+                # it would leave that process writing to a shard nobody will open again.
+                shard = self._load(path)
             if shard is not None:
                 shard.close()
-            shutil.rmtree(self._path(model_id), ignore_errors=True)
+            shutil.rmtree(path, ignore_errors=True)
 
     def upsert(self, model_id: str, points: Sequence[IndexPoint]) -> None:
         if not points:
