@@ -96,7 +96,13 @@ class QdrantEdgeIndex(PostgresCheckedReads):
             if shard is None and path.exists():
                 # Taking the shard first: files deleted under another process that holds
                 # it would leave that process writing to a shard nobody will open again.
-                shard = self._load(path)
+                # (A shard held elsewhere raises IndexUnavailable here and stays.)
+                try:
+                    shard = self._load(path)
+                except IndexUnavailable:
+                    raise
+                except Exception:  # noqa: BLE001 - an unreadable shard is what a rebuild replaces
+                    shard = None
             if shard is not None:
                 shard.close()
             shutil.rmtree(path, ignore_errors=True)

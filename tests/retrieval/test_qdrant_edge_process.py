@@ -100,3 +100,17 @@ def test_the_cli_says_so_in_one_line(
     err = capsys.readouterr().err
     assert "error: qdrant-edge index unavailable: the shard is open in another process" in err
     assert "Traceback" not in err
+
+
+def test_an_unreadable_shard_is_still_dropped(tmp_path: Path) -> None:
+    """What a rebuild is for: a shard the engine cannot open is replaced, not kept."""
+    config = IndexConfig(backend="qdrant-edge", qdrant_edge_path=tmp_path / "edge")
+    broken = tmp_path / "edge" / "m"
+    broken.mkdir(parents=True)
+    (broken / "edge_config.json").write_text("{not json")
+    index = build_index(config)
+    index.drop_model(None, "m")
+    assert not broken.exists()
+    index.ensure_model(None, "m", 4)
+    assert index.count(None, model_id="m") == 0
+    index.close()
