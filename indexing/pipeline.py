@@ -124,13 +124,16 @@ class FacePipeline:
         timings: StageTimings | None,
         nearest_centre: bool = False,
     ) -> list[_Face]:
-        with self.metrics.stage("detect", timings):
-            found = largest_first(self.detector.detect(image))
-            if nearest_centre and found:
-                found = [min(found, key=lambda d: _centre_distance(d.bbox, image))]
-            if max_faces is not None:
-                found = found[:max_faces]
+        found = self._detected(image, timings)
+        if nearest_centre and found:
+            found = [min(found, key=lambda d: _centre_distance(d.bbox, image))]
+        if max_faces is not None:
+            found = found[:max_faces]
         return self._shaped(image, found, timings)
+
+    def _detected(self, image: RGBImage, timings: StageTimings | None) -> list[Detection]:
+        with self.metrics.stage("detect", timings):
+            return largest_first(self.detector.detect(image))
 
     def _shaped(
         self, image: RGBImage, found: Sequence[Detection], timings: StageTimings | None
@@ -151,8 +154,8 @@ class FacePipeline:
         """The detector's boxes alone, largest first: for callers that need no landmarks,
         chips or quality (liveness frames). A pipeline call like the others, so it
         counts towards the calls in flight and the detect stage's metrics."""
-        with self.gauge.call(), self.metrics.stage("detect", timings):
-            return largest_first(self.detector.detect(image))
+        with self.gauge.call():
+            return self._detected(image, timings)
 
     def detect_image(
         self, image: RGBImage, *, max_faces: int | None = None, timings: StageTimings | None = None
