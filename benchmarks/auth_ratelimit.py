@@ -25,10 +25,10 @@ import redis
 from rich.console import Console
 from rich.table import Table
 
-from service.auth.passwords import Passwords
-from service.auth.principal import Role
-from service.auth.tokens import AccessTokens
-from service.ratelimit import MemoryWindowCounter, RedisWindowCounter, WindowCounter
+from service.core.principal import Role
+from service.core.ratelimit import MemoryWindowCounter, RedisWindowCounter, WindowCounter
+from service.domain.auth.passwords import Passwords
+from service.domain.auth.tokens import AccessTokens
 
 ROOT = Path(__file__).resolve().parent
 WINDOW_MS = 60_000

@@ -255,7 +255,7 @@ def through_worker(
     """Queue the folder with no worker running, then time ``processes`` worker processes
     on it, from the first finished batch to the last (their start-up excluded)."""
     started = time.perf_counter()
-    submitted = service.cli("enroll", str(folder), "--gallery", gallery, "--workers", "0",
+    submitted = service.cli.main("enroll", str(folder), "--gallery", gallery, "--workers", "0",
                             "--timeout-s", "0")  # fmt: skip
     submit_s = time.perf_counter() - started
     found = re.search(r"still queued \(timeout\)\s*│\s*(\d+)", submitted.stderr)
@@ -392,7 +392,7 @@ def reindex_under_load(
             }
         )
         # Start the next run from scratch: drop this run's templates.
-        service.cli("reindex", "--gallery", gallery, "--cancel")
+        service.cli.main("reindex", "--gallery", gallery, "--cancel")
     return {
         "gallery_faces": enroll["enrolled"],
         "dlib_worker_faces_per_s": enroll["faces_per_s"],

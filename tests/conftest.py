@@ -17,7 +17,7 @@ import pytest
 from psycopg import sql
 from sqlalchemy import Engine
 
-from service import migrate
+from service.db import migrate
 from service.db.session import make_engine
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ TEMPLATE_DB = "faceprint_template"
 @pytest.fixture(scope="session")
 def pg_admin_uri() -> Iterator[str]:
     """libpq URI of the session's embedded server (database ``postgres``)."""
-    from service.embedded_db import EmbeddedPostgres, _sqlalchemy_url
+    from service.db.embedded import EmbeddedPostgres, _sqlalchemy_url
 
     root = Path(tempfile.mkdtemp(prefix="faceprint-test-pg-"))
     embedded = EmbeddedPostgres(root)
@@ -72,7 +72,7 @@ def _drop_database(admin: str, name: str) -> None:
 @pytest.fixture
 def db_url(pg_admin_uri: str) -> Iterator[str]:
     """SQLAlchemy URL of a fresh, fully migrated database for this test alone."""
-    from service.embedded_db import _sqlalchemy_url
+    from service.db.embedded import _sqlalchemy_url
 
     name = _make_database(pg_admin_uri, TEMPLATE_DB)
     try:
@@ -84,7 +84,7 @@ def db_url(pg_admin_uri: str) -> Iterator[str]:
 @pytest.fixture
 def empty_db_url(pg_admin_uri: str) -> Iterator[str]:
     """SQLAlchemy URL of an empty database (no schema), for migration tests."""
-    from service.embedded_db import _sqlalchemy_url
+    from service.db.embedded import _sqlalchemy_url
 
     name = _make_database(pg_admin_uri, None)
     try:
@@ -168,7 +168,7 @@ def faces_dir() -> Path:
 def settings(data_dir: Path, db_url: str):  # noqa: ANN201 - Settings, imported lazily
     from pydantic import SecretStr
 
-    from service.settings import Settings
+    from service.core.settings import Settings
 
     return Settings(data_dir=data_dir, database_url=SecretStr(db_url))
 
@@ -177,8 +177,8 @@ def settings(data_dir: Path, db_url: str):  # noqa: ANN201 - Settings, imported 
 def pipeline(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - FacePipeline
     """One face pipeline (models loaded once) shared by every app the tests build."""
     from indexing.pipeline import build_pipeline
-    from service.components import pipeline_config
-    from service.settings import Settings
+    from service.core.settings import Settings
+    from service.domain.components import pipeline_config
 
     data = tmp_path_factory.mktemp("pipeline-data")
     return build_pipeline(pipeline_config(Settings(data_dir=data)))
@@ -189,7 +189,7 @@ def client(settings, db_url: str, pipeline):  # noqa: ANN001, ANN201
     """A TestClient over the real app, bound to this test's database."""
     from fastapi.testclient import TestClient
 
-    from service.app import create_app
+    from service.http.app import create_app
 
     with TestClient(create_app(settings, database_url=db_url, pipeline=pipeline)) as test_client:
         yield test_client
@@ -204,7 +204,7 @@ def make_client(settings, db_url: str, pipeline) -> Iterator[ClientFactory]:  # 
     (hence one JWT secret) and the session's face pipeline."""
     from fastapi.testclient import TestClient
 
-    from service.app import create_app
+    from service.http.app import create_app
 
     opened: list[TestClient] = []
 
@@ -224,10 +224,10 @@ def make_client(settings, db_url: str, pipeline) -> Iterator[ClientFactory]:  # 
 
 def make_key(client, role: str, galleries: list[str] | None = None) -> str:  # noqa: ANN001
     """Create an API key straight through the service function the CLI uses."""
-    from service.auth import key_admin
-    from service.auth.principal import Role
+    from service.core.principal import Role
+    from service.domain.auth import key_admin
 
-    with client.app.state.sessionmaker() as session:
+    with client.app.state.container.sessionmaker() as session:
         new = key_admin.create(
             session,
             name=f"test-{role}",

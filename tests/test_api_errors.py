@@ -58,9 +58,9 @@ def client(pg_admin_uri: str, pipeline, tmp_path_factory: pytest.TempPathFactory
     from fastapi.testclient import TestClient
     from pydantic import SecretStr
 
-    from service.app import create_app
-    from service.embedded_db import _sqlalchemy_url
-    from service.settings import Settings
+    from service.core.settings import Settings
+    from service.db.embedded import _sqlalchemy_url
+    from service.http.app import create_app
     from tests.conftest import TEMPLATE_DB, _drop_database, _make_database
 
     name = _make_database(pg_admin_uri, TEMPLATE_DB)
@@ -99,7 +99,7 @@ def world(client, admin_key: str) -> dict:
 
 
 def counts(client) -> dict[str, int]:
-    with client.app.state.engine.connect() as conn:
+    with client.app.state.container.engine.connect() as conn:
         return {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one() for t in TABLES}  # noqa: S608
 
 
@@ -192,7 +192,7 @@ def _image_call(client, route: Route, ids: dict, key: str, files: dict):  # noqa
 
 @pytest.mark.parametrize("route", IMAGE_ROUTES, ids=lambda r: f"{r.method} {r.path}")
 def test_oversized_upload_is_413(client, world: dict, admin_key: str, route: Route) -> None:
-    limit = client.app.state.settings.max_upload_bytes
+    limit = client.app.state.container.settings.max_upload_bytes
     before = counts(client)
     big = {"image": ("big.jpg", b"\xff\xd8\xff" + b"\0" * (limit + 10))}
     assert_problem(_image_call(client, route, world["a"], admin_key, big), 413)

@@ -85,7 +85,7 @@ def test_verify_and_search_every_photo(client, enrolled: dict) -> None:
             assert candidates and candidates[0]["external_id"] == person
             assert len({c["subject_id"] for c in candidates}) == len(candidates)
             calls += 1
-    with client.app.state.sessionmaker() as session:
+    with client.app.state.container.sessionmaker() as session:
         assert session.scalar(select(func.count()).select_from(Verification)) == calls
     history = client.get("/v1/verifications", params={"limit": 5}, headers=client_headers).json()
     assert len(history["items"]) == 5 and history["next_cursor"]
@@ -131,8 +131,8 @@ def test_search_open_set_returns_empty_list(client, enrolled: dict) -> None:
 
 def test_deleting_a_subject_erases_templates_images_and_is_audited(client, enrolled: dict) -> None:
     gallery, headers, subjects = enrolled["gallery"], enrolled["headers"], enrolled["subjects"]
-    components = client.app.state.components
-    with client.app.state.sessionmaker() as session:
+    components = client.app.state.container.components
+    with client.app.state.container.sessionmaker() as session:
         keys = session.scalars(
             select(Face.image_key).where(Face.subject_id == subjects["kit_harington"])
         ).all()
@@ -142,7 +142,7 @@ def test_deleting_a_subject_erases_templates_images_and_is_audited(client, enrol
     )
     assert response.status_code == 204
     assert not any(components.image_store.exists(k) for k in keys)
-    with client.app.state.sessionmaker() as session:
+    with client.app.state.container.sessionmaker() as session:
         left = session.scalar(
             select(func.count())
             .select_from(Template)

@@ -11,7 +11,7 @@ def test_key_authenticates_and_is_stored_hashed(client, admin_key: str) -> None:
     assert response.status_code == 200
     items = response.json()["items"]
     assert len(items) == 1 and "key" not in items[0]
-    with client.app.state.sessionmaker() as session:
+    with client.app.state.container.sessionmaker() as session:
         stored = session.scalars(select(ApiKey.key_hash)).all()
     assert admin_key not in stored and all(len(h) == 64 for h in stored)
 
@@ -26,13 +26,13 @@ def test_wrong_or_missing_key_is_401_problem(client) -> None:
 
 def test_non_admin_gets_403_and_nothing_is_written(client) -> None:
     operator = make_key(client, "operator")
-    with client.app.state.sessionmaker() as session:
+    with client.app.state.container.sessionmaker() as session:
         before = session.scalar(select(func.count()).select_from(ApiKey))
     response = client.post(
         "/v1/api-keys", json={"name": "x", "role": "admin"}, headers={"X-API-Key": operator}
     )
     assert response.status_code == 403
-    with client.app.state.sessionmaker() as session:
+    with client.app.state.container.sessionmaker() as session:
         assert session.scalar(select(func.count()).select_from(ApiKey)) == before
 
 
@@ -45,7 +45,7 @@ def test_create_shows_key_once_and_revoke_stops_it(client, admin_key: str) -> No
     assert client.get("/v1/api-keys", headers={"X-API-Key": new_key}).status_code == 403
     assert client.delete(f"/v1/api-keys/{body['id']}", headers=headers).status_code == 204
     assert client.get("/v1/api-keys", headers={"X-API-Key": new_key}).status_code == 401
-    with client.app.state.sessionmaker() as session:
+    with client.app.state.container.sessionmaker() as session:
         actions = session.scalars(select(AuditLog.action)).all()
     assert "api_key.revoke" in actions
 

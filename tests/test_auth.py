@@ -14,10 +14,10 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import select, update
 
-from service.auth import users
-from service.auth.principal import Role
-from service.auth.tokens import key_id
+from service.core.principal import Role
 from service.db.models import AuditLog, RefreshToken, User, Verification
+from service.domain.auth import users
+from service.domain.auth.tokens import key_id
 from tests.conftest import ClientFactory
 
 PASSWORD = "correct horse battery staple"
@@ -26,10 +26,10 @@ PASSWORD = "correct horse battery staple"
 def add_user(
     client: TestClient, email: str, role: str = "admin", password: str = PASSWORD
 ) -> uuid.UUID:
-    with client.app.state.sessionmaker() as session:
+    with client.app.state.container.sessionmaker() as session:
         user = users.create_user(
             session,
-            passwords=client.app.state.auth.passwords,
+            passwords=client.app.state.container.auth.passwords,
             email=email,
             password=password,
             role=Role(role),
@@ -65,7 +65,7 @@ def test_login_returns_a_working_token_pair(client) -> None:  # noqa: ANN001
     body = response.json()
     assert set(body) == {"access_token", "token_type", "expires_in", "refresh_token"}
     assert body["token_type"] == "bearer"
-    assert body["expires_in"] == client.app.state.settings.access_token_ttl_s
+    assert body["expires_in"] == client.app.state.container.settings.access_token_ttl_s
     assert client.get("/v1/api-keys", headers=bearer(body["access_token"])).status_code == 200
 
 
@@ -74,11 +74,11 @@ def test_access_token_claims_and_kid(client) -> None:  # noqa: ANN001
     token = login(client, "ada@example.org")["access_token"]
     header = jwt.get_unverified_header(token)
     assert header["alg"] == "HS256"
-    secret = client.app.state.secrets.jwt_secret
+    secret = client.app.state.container.secrets.jwt_secret
     assert header["kid"] == key_id(secret) and secret not in header["kid"]
     claims = jwt.decode(token, secret, algorithms=["HS256"], issuer="faceprint")
     assert claims["sub"] == str(user_id) and claims["role"] == "operator"
-    assert claims["exp"] - claims["iat"] == client.app.state.settings.access_token_ttl_s
+    assert claims["exp"] - claims["iat"] == client.app.state.container.settings.access_token_ttl_s
     assert len(claims["jti"]) == 32
     assert login(client, "ada@example.org")["access_token"] != token
 
@@ -158,7 +158,7 @@ def test_forged_and_tampered_tokens_are_401(client) -> None:  # noqa: ANN001
     token = login(client, "ada@example.org")["access_token"]
     header_b64, payload_b64, signature = token.split(".")
     payload = json.loads(base64.urlsafe_b64decode(payload_b64 + "=" * (-len(payload_b64) % 4)))
-    secret = client.app.state.secrets.jwt_secret
+    secret = client.app.state.container.secrets.jwt_secret
     kid = key_id(secret)
 
     escalated = _b64(payload | {"role": "admin"})
@@ -201,7 +201,7 @@ def test_roles_are_enforced_and_follow_the_user_row(client) -> None:  # noqa: AN
     assert client.get("/v1/api-keys", headers=bearer(admin_token)).status_code == 200
     assert_problem(client.get("/v1/api-keys", headers=bearer(operator_token)), 403, "forbidden")
     # A promotion (or demotion) takes effect on the next request, not at token expiry.
-    with client.app.state.sessionmaker() as session:
+    with client.app.state.container.sessionmaker() as session:
         session.execute(update(User).where(User.id == operator_id).values(role="admin"))
         session.commit()
     assert client.get("/v1/api-keys", headers=bearer(operator_token)).status_code == 200
@@ -210,7 +210,7 @@ def test_roles_are_enforced_and_follow_the_user_row(client) -> None:  # noqa: AN
 def test_disabled_user_cannot_log_in_use_or_refresh(client) -> None:  # noqa: ANN001
     add_user(client, "ada@example.org")
     pair = login(client, "ada@example.org")
-    with client.app.state.sessionmaker() as session:
+    with client.app.state.container.sessionmaker() as session:
         users.set_disabled(session, email="ADA@example.org", disabled=True, actor=None)
         session.commit()
     assert_problem(
@@ -234,7 +234,7 @@ def test_refresh_rotates_and_stores_only_hashes(client) -> None:  # noqa: ANN001
     assert client.get("/v1/api-keys", headers=bearer(second["access_token"])).status_code == 200
     third = client.post("/v1/auth/refresh", json={"refresh_token": second["refresh_token"]})
     assert third.status_code == 200
-    with client.app.state.sessionmaker() as session:
+    with client.app.state.container.sessionmaker() as session:
         rows = session.scalars(select(RefreshToken)).all()
     assert len(rows) == 3 and len({r.family_id for r in rows}) == 1
     stored = {r.token_hash for r in rows}
@@ -255,14 +255,14 @@ def test_reusing_a_refresh_token_revokes_its_family(client) -> None:  # noqa: AN
     assert_problem(after, 401, "unauthorized")
     # ...but another login (another family) is untouched.
     assert client.post("/v1/auth/refresh", json={"refresh_token": other_session}).status_code == 200
-    with client.app.state.sessionmaker() as session:
+    with client.app.state.container.sessionmaker() as session:
         assert "auth.refresh_reuse" in session.scalars(select(AuditLog.action)).all()
 
 
 def test_expired_unknown_or_garbage_refresh_tokens_are_401(client) -> None:  # noqa: ANN001
     add_user(client, "ada@example.org")
     token = login(client, "ada@example.org")["refresh_token"]
-    with client.app.state.sessionmaker() as session:
+    with client.app.state.container.sessionmaker() as session:
         session.execute(
             update(RefreshToken).values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
         )
@@ -273,7 +273,7 @@ def test_expired_unknown_or_garbage_refresh_tokens_are_401(client) -> None:  # n
 
 
 def test_no_secrets_in_logs(client, caplog) -> None:  # noqa: ANN001
-    from service.logging_setup import JsonFormatter
+    from service.core.logging import JsonFormatter
 
     add_user(client, "ada@example.org")
     caplog.set_level("DEBUG")
@@ -314,7 +314,7 @@ def test_client_users_have_no_gallery_grants(client) -> None:  # noqa: ANN001
     not even its own calls in a gallery are visible to it."""
     client_id = add_user(client, "door@example.org", role="client")
     add_user(client, "admin@example.org", role="admin")
-    with client.app.state.sessionmaker() as session:
+    with client.app.state.container.sessionmaker() as session:
         session.add(Verification(
             kind="verify", principal_type="user", principal_id=str(client_id),
             gallery_id=uuid.uuid4(),
@@ -331,7 +331,7 @@ def test_client_users_have_no_gallery_grants(client) -> None:  # noqa: ANN001
 
     assert visible("admin@example.org") == 1
     assert visible("door@example.org") == 0
-    with client.app.state.sessionmaker() as session:
-        verify = client.app.state.auth.verify_access_token
+    with client.app.state.container.sessionmaker() as session:
+        verify = client.app.state.container.auth.verify_access_token
         assert verify(session, tokens["door@example.org"]).gallery_ids == frozenset()
         assert verify(session, tokens["admin@example.org"]).gallery_ids is None

@@ -31,8 +31,8 @@ def login(client: TestClient, email: str, password: str = PASSWORD):  # noqa: AN
 @pytest.fixture
 def faceprint(settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Invoke]:  # noqa: ANN001
     """Run ``faceprint ARGS`` in-process against this test's database."""
-    from service.cli import app
-    from service.settings import get_settings
+    from service.cli.main import app
+    from service.core.settings import get_settings
 
     monkeypatch.setenv("FACEPRINT_DATABASE_URL", settings.database_url.get_secret_value())
     monkeypatch.setenv("FACEPRINT_DATA_DIR", str(settings.data_dir))
@@ -51,7 +51,7 @@ def test_create_with_password_stdin_in_a_real_process(client, settings) -> None:
         "FACEPRINT_DATA_DIR": str(settings.data_dir),
     }
     done = subprocess.run(
-        [sys.executable, "-m", "service.cli", "users", "create", "--email", "Root@Example.org",
+        [sys.executable, "-m", "service.cli.main", "users", "create", "--email", "Root@Example.org",
          "--role", "admin", "--password-stdin"],
         input=PASSWORD + "\n", capture_output=True, text=True, cwd=REPO, env=env, timeout=120,
     )  # fmt: skip

@@ -65,8 +65,8 @@ def data_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def faceprint(data_dir: Path, pack: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Invoke]:
-    from service.cli import app
-    from service.settings import get_settings
+    from service.cli.main import app
+    from service.core.settings import get_settings
 
     monkeypatch.setenv("FACEPRINT_DATA_DIR", str(data_dir))
     monkeypatch.setenv("FACEPRINT_MODEL_DIR", str(pack))
@@ -227,7 +227,7 @@ def test_refuses_sets_that_cannot_support_the_rate(
 def test_refuses_a_model_without_its_files(
     faceprint: Invoke, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from service.settings import get_settings
+    from service.core.settings import get_settings
 
     monkeypatch.delenv("FACEPRINT_MODEL_DIR")
     get_settings.cache_clear()
@@ -350,8 +350,8 @@ def test_api_and_verify_use_the_calibrated_threshold(
     says where each threshold comes from, and verify decides with the calibrated one."""
     from fastapi.testclient import TestClient
 
-    from service.app import create_app
-    from service.components import pipeline_config
+    from service.domain.components import pipeline_config
+    from service.http.app import create_app
 
     data_dir = settings.data_dir
     result = faceprint(

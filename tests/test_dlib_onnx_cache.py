@@ -141,8 +141,8 @@ def test_registry_entry_shares_dlib_threshold(tmp_path: Path) -> None:
 
 
 def test_cli_models_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from service.cli import app
-    from service.settings import get_settings
+    from service.cli.main import app
+    from service.core.settings import get_settings
 
     monkeypatch.setenv("FACEPRINT_DATA_DIR", str(tmp_path))
     get_settings.cache_clear()

@@ -13,7 +13,7 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from service.http_protocol import NoDelayH11Protocol
+from service.http.server_protocol import NoDelayH11Protocol
 
 
 async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:

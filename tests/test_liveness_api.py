@@ -14,8 +14,9 @@ from PIL import Image
 from sqlalchemy import select, update
 
 from liveness import attacks, synthesis
-from service import liveness_service
 from service.db.models import LivenessSession, Verification
+from service.domain.liveness import passive
+from service.domain.liveness import sessions as liveness_service
 from tests.conftest import FACES_DIR, make_key
 
 PHOTO = FACES_DIR / "identities" / "obama" / "obama1.jpg"
@@ -57,7 +58,7 @@ def new_session(client, key: str, actions: list[str] | None = None) -> dict:  # 
     assert body["status"] == "pending" and 2 <= len(body["actions"]) <= 4
     if actions is not None:
         # Fix the challenge so the synthesised frames can perform it.
-        with client.app.state.sessionmaker() as s:
+        with client.app.state.container.sessionmaker() as s:
             row = s.get(LivenessSession, uuid.UUID(body["id"]))
             machine = dict(row.state["machine"], actions=actions)
             s.execute(
@@ -80,7 +81,7 @@ def post(client, key: str, sid: str, data: bytes, *, last: bool = False):  # noq
 
 
 def history(client, kind: str = "liveness") -> list[Verification]:  # noqa: ANN001
-    with client.app.state.sessionmaker() as s:
+    with client.app.state.container.sessionmaker() as s:
         return list(s.scalars(select(Verification).where(Verification.kind == kind)))
 
 
@@ -88,7 +89,7 @@ def test_a_3d_head_turn_passes_and_its_last_face_is_the_probe(client, key, frame
     session = new_session(client, key, ["turn_left", "turn_right"])
     image = frame
     box = pipeline.detect_image(image, max_faces=1)[0].bbox
-    mesh = client.app.state.liveness.extractor.mesh(
+    mesh = client.app.state.container.liveness.extractor.mesh(
         image, (box.left, box.top, box.right, box.bottom)
     ).points
     body = None
@@ -107,17 +108,20 @@ def test_a_3d_head_turn_passes_and_its_last_face_is_the_probe(client, key, frame
     assert len(rows) == 1 and rows[0].liveness_decision == "live"
     assert rows[0].liveness_signals["session_id"] == session["id"]
     assert str(rows[0].id) == body["verification_id"]
-    with client.app.state.sessionmaker() as s:
+    with client.app.state.container.sessionmaker() as s:
         vector, model_id = liveness_service.session_probe(
-            client.app.state, s, _principal(client, key), uuid.UUID(session["id"])
+            client.app.state.container.liveness,
+            s,
+            _principal(client, key),
+            uuid.UUID(session["id"]),
         )
-    assert len(vector) == 128 and model_id == client.app.state.liveness.model_id
+    assert len(vector) == 128 and model_id == client.app.state.container.liveness.model_id
 
 
 def _principal(client, key: str):  # noqa: ANN001, ANN202
-    from service.auth.api_keys import authenticate_api_key
+    from service.domain.auth.api_keys import authenticate_api_key
 
-    with client.app.state.sessionmaker() as s:
+    with client.app.state.container.sessionmaker() as s:
         return authenticate_api_key(s, key)
 
 
@@ -199,7 +203,7 @@ def test_replay_lookup_is_answered_by_the_digest_index(engine) -> None:  # noqa:
 
 
 def test_an_expired_session_fails(client, key, frame) -> None:  # noqa: ANN001
-    client.app.state.liveness.session_ttl_s = 0.3
+    client.app.state.container.liveness.session_ttl_s = 0.3
     session = new_session(client, key)
     time.sleep(0.5)
     r = post(client, key, session["id"], jpeg(frame))
@@ -221,16 +225,16 @@ def test_a_face_swapped_in_between_embedded_frames_fails(client, key, frame, pip
     skip is caught by the break in continuity, which asks for the embedding."""
     session = new_session(client, key, ["turn_left", "turn_right"])
     box = pipeline.detect_image(frame, max_faces=1)[0].bbox
-    mesh = client.app.state.liveness.extractor.mesh(
+    mesh = client.app.state.container.liveness.extractor.mesh(
         frame, (box.left, box.top, box.right, box.bottom)
     ).points
     for yaw in (0, 1, 2, 3):
         body = post(client, key, session["id"], jpeg(synthesis.render_pose(frame, mesh, yaw)))
         assert body.json()["status"] == "pending", body.text
-    with client.app.state.sessionmaker() as s:
+    with client.app.state.container.sessionmaker() as s:
         machine = s.get(LivenessSession, uuid.UUID(session["id"])).state["machine"]
     # The swap lands on a frame the schedule alone would not embed.
-    assert machine["unembedded"] < client.app.state.liveness.policy.max_unembedded
+    assert machine["unembedded"] < client.app.state.container.liveness.policy.max_unembedded
     body = post(client, key, session["id"], jpeg(camera_frame(OTHER, pipeline))).json()
     assert body["status"] == "failed" and body["reasons"] == ["face_changed"]
 
@@ -247,7 +251,7 @@ def test_bad_uploads_are_problems(client, key) -> None:  # noqa: ANN001
         files={"picture": ("f.jpg", b"abc", "image/jpeg")},
     )
     assert r.status_code == 422
-    client.app.state.settings.max_upload_bytes = 2_000
+    client.app.state.container.settings.max_upload_bytes = 2_000
     r = post(client, key, session["id"], b"\xff" * 5_000)
     assert r.status_code == 413
     r = client.post("/v1/liveness", headers={"X-API-Key": key}, content=b"x", params={})
@@ -275,7 +279,7 @@ def test_passive_check_scores_and_records(client, key, frame) -> None:  # noqa: 
     rows = {str(r.id): r for r in history(client)}
     assert rows[body["verification_id"]].liveness_decision == "live"
     assert rows[spoof["verification_id"]].liveness_signals["frequency"]["spectral_peak"] > 2
-    result = liveness_service.passive_check(client.app.state, jpeg(frame))
+    result = passive.passive_check(client.app.state.container.liveness, jpeg(frame))
     assert result.decision == "live" and "bbox" in result.signals
     blank = np.full((480, 640, 3), 128, np.uint8)
     r = client.post(

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from service.ratelimit import MemoryWindowCounter, RedisWindowCounter, WindowCounter
+from service.core.ratelimit import MemoryWindowCounter, RedisWindowCounter, WindowCounter
 from tests.conftest import ClientFactory, make_key
 
 WINDOW = 60_000

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from service import reindex
-from service.problems import Conflict, Unprocessable
-from service.worker import PipelineReembedder
+from service.core.problems import Conflict, Unprocessable
+from service.domain.reindex import jobs as reindex
+from service.worker.loop import PipelineReembedder
 from tests.conftest import FACES_DIR
 
 IDS = FACES_DIR / "identities"
@@ -67,7 +67,7 @@ def _verify(client: Any, g: dict[str, Any], probe: Path, person: str) -> dict[st
 
 
 def _templates(client: Any, gallery_id: uuid.UUID) -> dict[str, int]:
-    with client.app.state.engine.connect() as conn:
+    with client.app.state.container.engine.connect() as conn:
         return reindex.coverage_counts(conn, gallery_id)
 
 
@@ -78,7 +78,7 @@ class Interrupted(KeyboardInterrupt):
 def test_reindex_while_verifying_then_activate_and_rollback(
     client: Any, gallery: dict[str, Any]
 ) -> None:
-    components = client.app.state.components
+    components = client.app.state.container.components
     engine, index, store = components.engine, components.index, components.image_store
     reembed = PipelineReembedder(components.pipeline)
     gid = gallery["id"]
@@ -205,7 +205,7 @@ def test_reindex_while_verifying_then_activate_and_rollback(
 def test_reindex_refuses_unknown_models_and_a_second_target(
     client: Any, gallery: dict[str, Any]
 ) -> None:
-    components = client.app.state.components
+    components = client.app.state.container.components
     engine, index, pipeline = components.engine, components.index, components.pipeline
     gid = gallery["id"]
     with pytest.raises(Unprocessable):
@@ -227,7 +227,7 @@ def test_reindex_refuses_unknown_models_and_a_second_target(
 def test_two_reindexers_of_one_gallery_do_not_run_at_once(
     client: Any, gallery: dict[str, Any]
 ) -> None:
-    components = client.app.state.components
+    components = client.app.state.container.components
     engine = components.engine
     reindex.start(engine, components.index, components.pipeline, gallery_id=gallery["id"],
                   to_model=NEW)  # fmt: skip
@@ -245,7 +245,7 @@ def test_two_reindexers_of_one_gallery_do_not_run_at_once(
 def test_reindex_cli_explains_itself_and_checks_arguments() -> None:
     from typer.testing import CliRunner
 
-    from service.cli import app
+    from service.cli.main import app
 
     runner = CliRunner()
     help_text = runner.invoke(app, ["reindex", "--help"], env={"COLUMNS": "200"}).output
@@ -261,7 +261,7 @@ ONNX = "dlib-resnet-v1-onnx"
 
 
 def _stored(face: Any, *, with_shape: bool = True) -> reindex.StoredFace:
-    from service.enrollment import face_metadata
+    from service.domain.enrollment import face_metadata
 
     meta = face_metadata(face)
     return reindex.StoredFace(

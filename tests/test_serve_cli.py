@@ -164,8 +164,8 @@ def listed_calls(exposition: str) -> float:
 
 
 def test_default_worker_count_follows_where_rate_limits_are_kept(tmp_path: Path) -> None:
-    from service.cli import default_api_workers
-    from service.settings import Settings
+    from service.cli.main import default_api_workers
+    from service.core.settings import Settings
 
     alone = Settings(data_dir=tmp_path, redis_url=None)
     shared = Settings(data_dir=tmp_path, redis_url="redis://127.0.0.1:6379/0")

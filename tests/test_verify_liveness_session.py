@@ -11,7 +11,7 @@ IDENTITIES = FACES_DIR / "identities"
 def passed_session(client, key: str, frame, pipeline) -> str:  # noqa: ANN001
     session = new_session(client, key, ["turn_left", "turn_right"])
     box = pipeline.detect_image(frame, max_faces=1)[0].bbox
-    mesh = client.app.state.liveness.extractor.mesh(
+    mesh = client.app.state.container.liveness.extractor.mesh(
         frame, (box.left, box.top, box.right, box.bottom)
     ).points
     for yaw in (0, 1, 10, 20, 30, 15, 2, -10, -20, -30):

@@ -22,7 +22,7 @@ from sqlalchemy import func, select, text
 from service.db.models import Event, Face, Template
 from service.db.session import make_sessionmaker
 from service.jobs.runner import JobRunner, RunnerConfig
-from service.worker import EnrollmentHandler
+from service.worker.loop import EnrollmentHandler
 from tests.conftest import FACES_DIR, REPO
 
 IDS = FACES_DIR / "identities"
@@ -70,7 +70,7 @@ def _enqueue(client: Any, headers: dict[str, str], gallery: str, subject: str, d
 
 
 def _runner(client: Any, batch_size: int = 8) -> JobRunner:
-    components = client.app.state.components
+    components = client.app.state.container.components
     return JobRunner(
         sessions=make_sessionmaker(components.engine),
         handler=EnrollmentHandler(components),
@@ -114,7 +114,7 @@ def test_async_enrollment_is_embedded_by_the_worker(client: Any, admin_key: str)
     assert failed["status"] == "failed" and failed["attempts"] == 1
     assert failed["result"] == {"reason": "no_face"} and "no face" in failed["error"]
 
-    with client.app.state.sessionmaker() as session:
+    with client.app.state.container.sessionmaker() as session:
         statuses = dict(
             session.execute(select(Face.status, func.count()).group_by(Face.status)).all()
         )
@@ -151,7 +151,7 @@ def test_a_reindex_started_after_embedding_makes_the_job_embed_again(
     batch = runner.gather(threading.Event())
     prepared = runner.handler.prepare(batch)
     # Between embedding and writing, a reindex to another model begins.
-    with client.app.state.engine.begin() as conn:
+    with client.app.state.container.engine.begin() as conn:
         conn.execute(
             text(
                 "INSERT INTO models (id, dim, threshold, version)"
@@ -168,7 +168,7 @@ def test_a_reindex_started_after_embedding_makes_the_job_embed_again(
     outcome = BatchOutcome()
     runner._finish_batch(batch, prepared, outcome)  # noqa: SLF001
     assert outcome.retried == 1
-    with client.app.state.engine.begin() as conn:
+    with client.app.state.container.engine.begin() as conn:
         conn.execute(text("UPDATE jobs SET run_after = now()"))
     assert runner.run_once(threading.Event()) == 1
     body = client.get(f"/v1/jobs/{job}", headers=headers).json()
@@ -178,7 +178,7 @@ def test_a_reindex_started_after_embedding_makes_the_job_embed_again(
 
 def _spawn_worker(env: dict[str, str], worker_id: str, lease_s: float) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "worker", "--worker-id", worker_id,
+        [sys.executable, "-m", "service.cli.main", "worker", "--worker-id", worker_id,
          "--batch-size", "8", "--max-wait-ms", "200", "--lease-s", str(lease_s)],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
@@ -199,7 +199,7 @@ def test_sigkill_a_real_worker_mid_batch(
         "FACEPRINT_DATABASE_URL": db_url,
         "FACEPRINT_LOG_LEVEL": "WARNING",
     }
-    engine = client.app.state.engine
+    engine = client.app.state.container.engine
 
     def held_by(worker: str) -> int:
         with engine.connect() as conn:
@@ -264,7 +264,7 @@ def test_sigkill_a_real_worker_mid_batch(
 def test_worker_and_enroll_help_explain_themselves() -> None:
     from typer.testing import CliRunner
 
-    from service.cli import app
+    from service.cli.main import app
 
     runner = CliRunner()
     worker = runner.invoke(app, ["worker", "--help"], env={"COLUMNS": "200"})

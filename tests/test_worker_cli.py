@@ -48,7 +48,7 @@ def _folder(root: Path) -> Path:
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "service.cli", *args],
+        [sys.executable, "-m", "service.cli.main", *args],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
 
@@ -98,7 +98,7 @@ def test_bulk_enroll_then_reindex_from_the_command_line(
     assert "--activate" in upgraded.stderr
     switched = _cli(env, "reindex", "--gallery", gallery, "--activate")
     assert switched.returncode == 0 and "dlib-resnet-v1-onnx" in switched.stderr
-    with client.app.state.engine.connect() as conn:
+    with client.app.state.container.engine.connect() as conn:
         active = conn.execute(
             text("SELECT active_model_id, previous_model_id FROM galleries WHERE id = :g"),
             {"g": gallery},

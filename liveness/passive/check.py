@@ -12,8 +12,9 @@ probability carries 70 % of the score and the heuristics 30 %.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from liveness.mesh import Image
 from liveness.passive import signals
@@ -63,3 +64,39 @@ class PassiveChecker:
         report["threshold"] = self.threshold
         decision = "live" if score >= self.threshold else "spoof"
         return PassiveResult(round(score, 4), decision, report)
+
+
+class FaceBox(Protocol):
+    left: float
+    top: float
+    right: float
+    bottom: float
+
+    def as_dict(self) -> dict[str, float]: ...
+
+
+class FoundFace(Protocol):
+    @property
+    def bbox(self) -> FaceBox: ...
+
+
+class FaceFinder(Protocol):
+    """The detector call the check needs (``indexing.pipeline.FacePipeline.find_faces``)."""
+
+    def find_faces(self, image: Image) -> Sequence[FoundFace]: ...
+
+
+def check_face(checker: PassiveChecker, image: Image, box: FaceBox) -> PassiveResult:
+    """The passive check of the face at ``box`` in a decoded image."""
+    result = checker(image, (box.left, box.top, box.right, box.bottom))
+    result.signals["bbox"] = box.as_dict()
+    return result
+
+
+def check_largest_face(
+    checker: PassiveChecker, finder: FaceFinder, image: Image
+) -> PassiveResult | None:
+    """The passive check of the largest face of a decoded image, or None without a face:
+    the detector's box is all it needs (no landmarks, chips or quality)."""
+    found = finder.find_faces(image)
+    return check_face(checker, image, found[0].bbox) if found else None

@@ -11,9 +11,9 @@ from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from retrieval.factory import build_index
-from service.cli import app
-from service.components import index_config
-from service.settings import Settings, get_settings
+from service.cli.main import app
+from service.core.settings import Settings, get_settings
+from service.domain.components import index_config
 from tests.retrieval.conftest import MODEL, make_gallery, register_model
 
 

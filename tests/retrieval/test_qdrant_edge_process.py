@@ -69,8 +69,8 @@ def test_the_cli_says_so_in_one_line(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """`faceprint index rebuild` while the API holds the shard: an error line, exit 1."""
-    from service.cli import main
-    from service.settings import get_settings
+    from service.cli.main import main
+    from service.core.settings import get_settings
 
     engine = create_engine(db_url)
     with engine.begin() as conn:

@@ -1,0 +1,206 @@
+"""The ``faceprint`` command line."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from service.cli.index import index_app
+from service.cli.models import models_app
+from service.cli.users import users_app
+from service.cli.worker import register as register_worker_commands
+from service.core.datadir import DataDirInUse, ServeLock
+from service.core.logging import configure_logging
+from service.core.metrics import shared_between_processes
+from service.core.principal import Role
+from service.core.settings import Settings, get_settings
+from service.db.runtime import database, sessions
+from service.domain.auth import key_admin
+
+app = typer.Typer(
+    help="Faceprint: self-hosted face verification (1:1) and identification (1:N).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(models_app, name="models")
+app.add_typer(index_app, name="index")
+app.add_typer(users_app, name="users")
+register_worker_commands(app)
+
+
+def _err(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def single_process_engine(settings: Settings) -> str | None:
+    """The configured vector engine if only one process may hold it open."""
+    from retrieval.factory import single_process_engine as engine_of
+    from service.domain.components import index_config
+
+    return engine_of(index_config(settings))
+
+
+def default_api_workers(settings: Settings) -> int:
+    """One process per core the service may use when Redis shares the rate limits;
+    otherwise one, so that the in-process limits mean what they say. One as well with
+    an embedded vector engine, which a second process cannot open."""
+    if not settings.redis_url or single_process_engine(settings):
+        return 1
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port (default 8000).")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Uvicorn worker processes. Default: one per core when FACEPRINT_REDIS_URL "
+            "shares rate limits between them, else one; always one with an embedded vector "
+            "engine (qdrant-edge, milvus-lite), which one process holds. The face "
+            "pipeline already runs on a thread pool in each (FACEPRINT_CPU_WORKERS); on 2 "
+            "cores two workers "
+            "answered about 50% more verifications per minute at concurrency 4 than one "
+            "(README, Performance). /metrics sums the counters of all of them; without "
+            "FACEPRINT_REDIS_URL each keeps its own rate-limit counters.",
+        ),
+    ] = None,
+) -> None:
+    """Run the HTTP API. With nothing configured it starts the embedded PostgreSQL in the
+    data directory, applies pending migrations, and stops the database on exit."""
+    from service.http.app import create_app
+    from service.http.server_protocol import NoDelayH11Protocol
+
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    host = host or settings.host
+    port = port or settings.port
+    engine = single_process_engine(settings)
+    if workers is not None and workers > 1 and engine:
+        _err(
+            f"error: {engine} (FACEPRINT_VECTOR_BACKEND) can be open in one process only:"
+            " run one API process (--workers 1), or move the index to a server"
+            " (pgvector, FACEPRINT_QDRANT_URL, or a Milvus server in FACEPRINT_MILVUS_URI)"
+        )
+        raise typer.Exit(code=2)
+    lock = ServeLock(settings.data_dir)
+    try:
+        lock.acquire()
+    except DataDirInUse as exc:
+        _err(f"error: {exc}")
+        raise typer.Exit(code=1) from exc
+    try:
+        with database(settings) as url:
+            where = "embedded PostgreSQL" if settings.embedded else "external PostgreSQL"
+            _err(
+                f"Faceprint data directory: {settings.data_dir} ({where})\n"
+                f"API docs: http://{host}:{port}/docs\n"
+                "Create the first key: faceprint keys create --name admin --role admin"
+            )
+            if workers is None:
+                workers = default_api_workers(settings)
+                _err(f"{workers} API worker process(es) (--workers to choose)")
+            if workers > 1 and not settings.redis_url and settings.rate_limit_per_minute:
+                _err(
+                    f"warning: {workers} workers without FACEPRINT_REDIS_URL count rate "
+                    "limits per process: a caller gets up to that many times the limit"
+                )
+            if workers > 1:
+                # Worker processes import the app by name; they join this process's
+                # database through the URL rather than starting their own.
+                os.environ["FACEPRINT_DATABASE_URL"] = url
+                # A call alone in its process is not alone on the machine: the other
+                # processes' calls hold the other cores (measured: two workers with a
+                # second thread for lone calls lost a quarter of their throughput).
+                os.environ["FACEPRINT_IDLE_INTRA_OP_THREADS"] = str(settings.intra_op_threads)
+                with shared_between_processes():
+                    uvicorn.run(
+                        "service.http.app:app_from_environment",
+                        factory=True,
+                        host=host,
+                        port=port,
+                        workers=workers,
+                        http=NoDelayH11Protocol,
+                        log_config=None,
+                        access_log=False,
+                    )
+            else:
+                uvicorn.run(
+                    create_app(settings, database_url=url),
+                    host=host,
+                    port=port,
+                    http=NoDelayH11Protocol,
+                    log_config=None,
+                    access_log=False,
+                )
+    finally:
+        lock.release()
+
+
+@app.command("migrate")
+def migrate_cmd() -> None:
+    """Apply pending schema migrations (Alembic) to the configured database."""
+    settings = get_settings()
+    configure_logging("WARNING")
+    with database(settings, apply_migrations=True):
+        pass
+    _err("database schema is at the latest revision")
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="A label for the key, e.g. the system that uses it.")],
+    role: Annotated[Role, typer.Option(help="admin, operator or client.")],
+    gallery: Annotated[
+        list[uuid.UUID] | None,
+        typer.Option(help="Restrict the key to this gallery id (repeatable); omit for all."),
+    ] = None,
+) -> None:
+    """Create an API key and print it on stdout (only the key). It is shown once and stored
+    hashed: keep it."""
+    settings = get_settings()
+    configure_logging("WARNING")
+    with sessions(settings) as (_, make_session), make_session() as session:
+        new = key_admin.create(session, name=name, role=role, galleries=gallery, actor=None)
+        session.commit()
+        sys.stdout.write(new.plaintext + "\n")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[uuid.UUID, typer.Argument(help="The key's id.")]) -> None:
+    """Revoke an API key: it stops authenticating at once."""
+    from service.core.principal import Principal
+
+    settings = get_settings()
+    configure_logging("WARNING")
+    cli_actor = Principal(kind="cli", id="cli", role=Role.admin)
+    with sessions(settings) as (_, make_session), make_session() as session:
+        key_admin.revoke(session, key_id=key_id, actor=cli_actor)
+        session.commit()
+    _err(f"revoked {key_id}")
+
+
+def main() -> None:
+    """The ``faceprint`` command. An index that cannot be reached (a server down, an
+    embedded shard held by another process) is an operating condition, not a bug: one
+    line saying so, not a traceback."""
+    from retrieval.errors import IndexUnavailable
+
+    try:
+        app()
+    except IndexUnavailable as exc:
+        _err(f"error: {exc}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""The data directory: where the embedded database, images and generated secrets live."""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from service.core.settings import Settings
+
+
+class DataDirInUse(RuntimeError):
+    """Another ``faceprint serve`` already owns this data directory."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(
+            f"data directory {path} is in use by another `faceprint serve`; "
+            "stop it first or set FACEPRINT_DATA_DIR to another directory"
+        )
+        self.path = path
+
+
+@dataclass(frozen=True)
+class Secrets:
+    jwt_secret: str
+    encryption_key: bytes
+
+
+def ensure_data_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    # Postgres runs as its own system user when we are root; it must be able to reach pgdata.
+    path.chmod(0o755)
+    return path
+
+
+def _read_or_create_secret(path: Path, make: bytes) -> bytes:
+    if path.exists():
+        return path.read_bytes().strip()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(make)
+    return make
+
+
+def load_secrets(settings: Settings) -> Secrets:
+    """Secrets from settings, or generated once into the data directory (mode 0600)."""
+    secret_dir = ensure_data_dir(settings.data_dir) / "secrets"
+    secret_dir.mkdir(mode=0o700, exist_ok=True)
+    if settings.jwt_secret is not None:
+        jwt_secret = settings.jwt_secret.get_secret_value()
+    else:
+        jwt_secret = _read_or_create_secret(
+            secret_dir / "jwt_secret", secrets.token_urlsafe(48).encode()
+        ).decode()
+    if settings.encryption_key is not None:
+        raw = settings.encryption_key.get_secret_value().encode()
+    else:
+        raw = _read_or_create_secret(
+            secret_dir / "encryption_key", base64.b64encode(secrets.token_bytes(32))
+        )
+    key = base64.b64decode(raw)
+    if len(key) != 32:
+        raise ValueError("FACEPRINT_ENCRYPTION_KEY must be 32 bytes, base64-encoded")
+    return Secrets(jwt_secret=jwt_secret, encryption_key=key)
+
+
+class ServeLock:
+    """An exclusive lock that one ``faceprint serve`` holds on its data directory."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = ensure_data_dir(data_dir) / "serve.lock"
+        self._handle: IO[str] | None = None
+
+    def acquire(self) -> None:
+        handle = open(self.path, "a+")  # noqa: SIM115 - held for the life of the server
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            handle.close()
+            raise DataDirInUse(self.path.parent) from exc
+        handle.truncate(0)
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._handle = handle
+
+    def release(self) -> None:
+        if self._handle is not None:
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+    def __enter__(self) -> ServeLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

@@ -1,0 +1,113 @@
+"""Galleries: create, list, look up (with tenant isolation), erase."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from indexing.errors import ModelUnavailable
+from service.core.principal import Principal
+from service.core.problems import NotFound, Unprocessable
+from service.db.models import Face, Gallery, Model, Subject
+from service.db.pagination import page, paginate
+from service.domain.audit import record
+from service.domain.components import Components
+from service.domain.erasure import erase_gallery
+
+
+def get_visible(session: Session, principal: Principal, gallery_id: uuid.UUID) -> Gallery:
+    """The gallery, if this caller may see it. Another tenant's gallery is a 404, never a
+    403: its existence is not disclosed."""
+    gallery = session.get(Gallery, gallery_id)
+    if gallery is None or not principal.sees_gallery(gallery_id):
+        raise NotFound(f"no gallery {gallery_id}")
+    return gallery
+
+
+def ensure_model_row(session: Session, components: Components, model_id: str) -> Model:
+    """The models row for ``model_id``, registered from the model registry on first use."""
+    row = session.get(Model, model_id)
+    if row is not None:
+        return row
+    try:
+        spec = components.pipeline.spec(model_id)
+    except ModelUnavailable as exc:
+        raise Unprocessable(exc.detail, model_id=model_id) from exc
+    row = Model(
+        id=spec.id, dim=spec.dim, metric=spec.metric, threshold=spec.threshold, version=spec.version
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def create(
+    session: Session,
+    components: Components,
+    *,
+    principal: Principal,
+    name: str,
+    model_id: str | None,
+    store_probes: bool,
+) -> Gallery:
+    model = ensure_model_row(session, components, model_id or components.default_model)
+    components.ensure_model_index(session, model.id, model.dim)
+    gallery = Gallery(
+        name=name,
+        active_model_id=model.id,
+        store_probes=store_probes,
+        created_by=f"{principal.kind}:{principal.id}",
+    )
+    session.add(gallery)
+    session.flush()
+    session.refresh(gallery)
+    record(
+        session,
+        actor=principal,
+        action="gallery.create",
+        target_type="gallery",
+        target_id=str(gallery.id),
+        details={"name": name, "model_id": model.id},
+    )
+    return gallery
+
+
+def list_page(
+    session: Session, principal: Principal, *, limit: int, cursor: str | None
+) -> tuple[list[Gallery], str | None]:
+    query = select(Gallery)
+    if principal.gallery_ids is not None:
+        query = query.where(Gallery.id.in_(list(principal.gallery_ids)))
+    query = paginate(
+        query, created_col=Gallery.created_at, id_col=Gallery.id, limit=limit, cursor=cursor
+    )
+    return page(session.scalars(query).all(), limit)
+
+
+def subject_count(session: Session, gallery_id: uuid.UUID) -> int:
+    return (
+        session.scalar(
+            select(func.count()).select_from(Subject).where(Subject.gallery_id == gallery_id)
+        )
+        or 0
+    )
+
+
+def delete(
+    session: Session, components: Components, *, principal: Principal, gallery_id: uuid.UUID
+) -> None:
+    gallery = get_visible(session, principal, gallery_id)
+    faces = session.scalar(
+        select(func.count()).select_from(Face).where(Face.gallery_id == gallery_id)
+    )
+    erase_gallery(session, components, gallery)
+    record(
+        session,
+        actor=principal,
+        action="gallery.erase",
+        target_type="gallery",
+        target_id=str(gallery_id),
+        details={"faces_erased": faces or 0},
+    )

@@ -1,0 +1,68 @@
+"""Verification history: the audit trail of every verify and search decision."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.core.principal import Principal, Role
+from service.core.problems import NotFound
+from service.db.models import Verification
+from service.db.pagination import page, paginate
+
+
+def _scoped(principal: Principal):  # noqa: ANN202 - a SQLAlchemy Select
+    query = select(Verification)
+    if principal.gallery_ids is not None:
+        query = query.where(Verification.gallery_id.in_(list(principal.gallery_ids)))
+    if not principal.can_act_as(Role.operator):
+        # A client sees only its own calls.
+        query = query.where(Verification.principal_id == principal.id)
+    return query
+
+
+def list_page(
+    session: Session,
+    principal: Principal,
+    *,
+    limit: int,
+    cursor: str | None,
+    gallery_id: uuid.UUID | None = None,
+    subject_id: uuid.UUID | None = None,
+    kind: str | None = None,
+    match: bool | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> tuple[list[Verification], str | None]:
+    query = _scoped(principal)
+    filters = {
+        Verification.gallery_id: gallery_id,
+        Verification.subject_id: subject_id,
+        Verification.kind: kind,
+        Verification.match: match,
+    }
+    for column, value in filters.items():
+        if value is not None:
+            query = query.where(column == value)
+    if since is not None:
+        query = query.where(Verification.created_at >= since)
+    if until is not None:
+        query = query.where(Verification.created_at < until)
+    query = paginate(
+        query,
+        created_col=Verification.created_at,
+        id_col=Verification.id,
+        limit=limit,
+        cursor=cursor,
+    )
+    return page(session.scalars(query).all(), limit)
+
+
+def get(session: Session, principal: Principal, verification_id: uuid.UUID) -> Verification:
+    row = session.scalar(_scoped(principal).where(Verification.id == verification_id))
+    if row is None:
+        raise NotFound(f"no verification {verification_id}")
+    return row

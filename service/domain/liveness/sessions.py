@@ -1,0 +1,254 @@
+"""Active liveness: challenge sessions, one frame at a time. Routes parse and call one
+of these; verify takes a passed session's face through :func:`session_probe`.
+
+Mesh, tracking, the session state machine and the frame observation come from
+``liveness``; detection and embeddings from the runtime's face pipeline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from liveness.actions import random_actions
+from liveness.observe import observe_frame
+from liveness.session import PASSED, Observation, SessionState, advance, expire_if_due
+from liveness.tracking import TrackState
+from service.core.principal import Principal
+from service.core.problems import Conflict, NotFound, Problem
+from service.core.request_context import current_request_id
+from service.db.models import LivenessSession, Verification
+from service.domain.liveness.passive import decode
+from service.domain.liveness.runtime import LivenessRuntime
+
+
+class SessionClosed(Conflict):
+    slug, title = "liveness-session-closed", "Liveness session already finished"
+
+
+class SessionExpired(Problem):
+    status, slug, title = 410, "liveness-session-expired", "Liveness session expired"
+
+
+class DuplicateFrame(Conflict):
+    slug, title = "duplicate-frame", "Frame already received"
+
+
+class SessionNotPassed(Conflict):
+    slug, title = "liveness-session-not-passed", "Liveness session has not passed"
+
+
+@dataclass(frozen=True)
+class SessionView:
+    id: uuid.UUID
+    actions: list[str]
+    expires_at: datetime
+    status: str
+    reasons: list[str]
+    frames_received: int
+    completed: list[dict[str, Any]]
+    signals: dict[str, Any] | None
+    verification_id: uuid.UUID | None = None
+
+
+def _view(row: LivenessSession, runtime: LivenessRuntime) -> SessionView:
+    machine = SessionState.from_dict(row.state.get("machine", {"actions": list(row.actions)}))
+    return SessionView(
+        id=row.id,
+        actions=list(row.actions),
+        expires_at=row.expires_at,
+        status=row.status,
+        reasons=list(row.reasons or []),
+        frames_received=row.frames_received,
+        completed=machine.completed,
+        signals=machine.signals(runtime.policy) if machine.done else None,
+        verification_id=_as_uuid(row.state.get("verification_id")),
+    )
+
+
+def _as_uuid(value: object) -> uuid.UUID | None:
+    return uuid.UUID(str(value)) if value else None
+
+
+def create_session(runtime: LivenessRuntime, session: Session, principal: Principal) -> SessionView:
+    actions = [a.value for a in random_actions()]
+    now = datetime.now(UTC)
+    machine = SessionState(actions=actions)
+    row = LivenessSession(
+        id=uuid.uuid4(),
+        principal_id=principal.id,
+        actions=actions,
+        status="pending",
+        reasons=[],
+        state={"machine": machine.as_dict(), "digests": [], "track": None},
+        frames_received=0,
+        expires_at=now + timedelta(seconds=runtime.session_ttl_s),
+    )
+    session.add(row)
+    session.flush()
+    return _view(row, runtime)
+
+
+def _load(
+    session: Session, principal: Principal, session_id: uuid.UUID, *, lock: bool
+) -> LivenessSession:
+    query = select(LivenessSession).where(LivenessSession.id == session_id)
+    if lock:
+        query = query.with_for_update()
+    row = session.scalars(query).first()
+    # Another key's session is reported as absent, not forbidden: ids are not probes.
+    if row is None or row.principal_id != principal.id:
+        raise NotFound(f"no liveness session {session_id}")
+    return row
+
+
+def _store(
+    row: LivenessSession,
+    machine: SessionState,
+    track: TrackState | None,
+    session: Session,
+    principal: Principal,
+    runtime: LivenessRuntime,
+) -> None:
+    state = dict(row.state)
+    state["machine"] = machine.as_dict()
+    state["digests"] = list(machine.digests)
+    state["track"] = track.as_dict() if track is not None and not machine.done else None
+    if machine.done and row.completed_at is None:
+        row.completed_at = datetime.now(UTC)
+        state["verification_id"] = str(_record_outcome(row, machine, session, principal, runtime))
+    row.state = state
+    row.status = machine.status
+    row.reasons = list(machine.reasons)
+    row.frames_received = machine.frames
+
+
+def _record_outcome(
+    row: LivenessSession,
+    machine: SessionState,
+    session: Session,
+    principal: Principal,
+    runtime: LivenessRuntime,
+) -> uuid.UUID:
+    signals = machine.signals(runtime.policy)
+    depth_score = signals["depth"]["score"]
+    history = Verification(
+        id=uuid.uuid4(),
+        kind="liveness",
+        principal_type=principal.kind,
+        principal_id=principal.id,
+        request_id=current_request_id(),
+        model_id=runtime.model_id,
+        liveness_decision="live" if machine.status == PASSED else "spoof",
+        liveness_score=float(depth_score) if depth_score is not None else None,
+        liveness_signals={
+            "mode": "active",
+            "session_id": str(row.id),
+            "reasons": list(machine.reasons),
+            **signals,
+        },
+    )
+    session.add(history)
+    return history.id
+
+
+def get_session(
+    runtime: LivenessRuntime, session: Session, principal: Principal, session_id: uuid.UUID
+) -> SessionView:
+    row = _load(session, principal, session_id, lock=True)
+    machine = SessionState.from_dict(row.state["machine"])
+    if not machine.done:
+        machine = expire_if_due(machine, now=time.time(), expires_at=row.expires_at.timestamp())
+        if machine.done:
+            _store(row, machine, None, session, principal, runtime)
+    return _view(row, runtime)
+
+
+# The key is written into the SQL, not bound: only then does the expression match the
+# GIN index ix_liveness_sessions_digests in every plan, generic ones included.
+_REPLAYED_SQL = text(
+    "SELECT 1 FROM liveness_sessions"
+    " WHERE id <> :row_id AND (state -> 'digests') @> CAST(:digests AS jsonb) LIMIT 1"
+)
+
+
+def _replayed(session: Session, row_id: uuid.UUID, digest: str) -> bool:
+    params = {"row_id": row_id, "digests": json.dumps([digest])}
+    return session.execute(_REPLAYED_SQL, params).first() is not None
+
+
+def post_frame(
+    runtime: LivenessRuntime,
+    session: Session,
+    principal: Principal,
+    session_id: uuid.UUID,
+    data: bytes,
+    *,
+    last: bool = False,
+) -> SessionView:
+    """One frame of a challenge. The session row is locked for the frame's duration, so
+    frames of one session are applied one at a time, in arrival order."""
+    row = _load(session, principal, session_id, lock=True)
+    machine = SessionState.from_dict(row.state["machine"])
+    if machine.done:
+        raise SessionClosed(
+            f"liveness session {session_id} is {machine.status}; sessions are single use",
+            status_value=machine.status,
+        )
+    now = time.time()
+    expires_at = row.expires_at.timestamp()
+    machine = expire_if_due(machine, now=now, expires_at=expires_at)
+    if machine.done:
+        _store(row, machine, None, session, principal, runtime)
+        session.commit()
+        raise SessionExpired(f"liveness session {session_id} expired at {row.expires_at}")
+    digest = hashlib.sha256(data).hexdigest()
+    if digest in machine.digests:
+        raise DuplicateFrame("this frame was already sent to this session")
+    if _replayed(session, row.id, digest):
+        obs = Observation(digest=digest, faces=0, replayed=True)
+        machine = advance(machine, obs, now=now, expires_at=expires_at, policy=runtime.policy)
+        _store(row, machine, None, session, principal, runtime)
+        return _view(row, runtime)
+    # "One face throughout" means: every embedded frame matches the first by the
+    # embedding model's own verification threshold.
+    pipeline = runtime.pipeline
+    spec = pipeline.spec(runtime.model_id)
+    policy = replace(runtime.policy, same_face=max(runtime.policy.same_face, spec.threshold))
+    track_data = row.state.get("track")
+    frame = observe_frame(
+        runtime.extractor,
+        pipeline,
+        runtime.model_id,
+        decode(pipeline, data),
+        machine,
+        TrackState.from_dict(track_data) if track_data else None,
+        digest=digest,
+        last=last,
+        now=now,
+        expires_at=expires_at,
+        policy=policy,
+    )
+    machine = advance(machine, frame.observation, now=now, expires_at=expires_at, policy=policy)
+    _store(row, machine, frame.track, session, principal, runtime)
+    return _view(row, runtime)
+
+
+def session_probe(
+    runtime: LivenessRuntime, session: Session, principal: Principal, session_id: uuid.UUID
+) -> tuple[list[float], str]:
+    """For verify: the embedding (and its model id) of the face in a passed session's
+    final frame. The face verify compares is the one that proved liveness."""
+    row = _load(session, principal, session_id, lock=False)
+    machine = SessionState.from_dict(row.state["machine"])
+    if machine.status != PASSED or machine.final_embedding is None:
+        raise SessionNotPassed(f"liveness session {session_id} is {machine.status}")
+    return list(machine.final_embedding), runtime.model_id

@@ -1,0 +1,107 @@
+"""The FastAPI application. Everything expensive is built once in ``lifespan``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from indexing.pipeline import FacePipeline
+from service.core.datadir import load_secrets
+from service.core.ratelimit import build_rate_limiter
+from service.core.settings import Settings
+from service.db.session import make_engine, make_sessionmaker
+from service.domain.auth.login import build_auth
+from service.domain.components import Components, build_components
+from service.domain.liveness.runtime import build_runtime as build_liveness_runtime
+from service.http.container import Container
+from service.http.errors import install_problem_handlers
+from service.http.middleware import RequestContextMiddleware
+from service.http.ratelimit import PrincipalRateLimit
+from service.http.routes import (
+    api_keys,
+    auth,
+    faces,
+    galleries,
+    health,
+    jobs,
+    matching,
+    models,
+    verifications,
+)
+from service.http.routes import liveness as liveness_api
+
+
+def _index_problem(components: Components) -> str | None:
+    with components.engine.connect() as conn:
+        health = components.index.health(conn)
+    return None if health.ok else health.detail
+
+
+def build_container(
+    settings: Settings, *, database_url: str, pipeline: FacePipeline | None = None
+) -> Container:
+    engine = make_engine(database_url)
+    secrets = load_secrets(settings)
+    components = build_components(settings, engine, secrets, pipeline=pipeline)
+    return Container(
+        settings=settings,
+        engine=engine,
+        sessionmaker=make_sessionmaker(engine),
+        secrets=secrets,
+        components=components,
+        liveness=build_liveness_runtime(settings, components.pipeline),
+        auth=build_auth(settings, secrets),
+        rate_limiter=build_rate_limiter(settings),
+        readiness_probes={"index": lambda: _index_problem(components)},
+    )
+
+
+def create_app(
+    settings: Settings, *, database_url: str, pipeline: FacePipeline | None = None
+) -> FastAPI:
+    """An app bound to one database. ``faceprint serve`` resolves the URL (embedded or
+    external) before building the app, so the app itself never starts servers."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        container = build_container(settings, database_url=database_url, pipeline=pipeline)
+        app.state.container = container
+        container.components.start_relay()
+        container.components.start_warm_up()
+        try:
+            yield
+        finally:
+            container.close()
+
+    app = FastAPI(
+        title="Faceprint",
+        version="0.1.0",
+        description="Self-hosted face verification (1:1) and identification (1:N).",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(health.router)
+    app.include_router(auth.router)
+    app.include_router(api_keys.router, dependencies=[PrincipalRateLimit])
+    app.include_router(jobs.router, dependencies=[PrincipalRateLimit])
+    app.include_router(models.router, dependencies=[PrincipalRateLimit])
+    app.include_router(liveness_api.router, dependencies=[PrincipalRateLimit])
+    for router in (galleries.router, faces.router, matching.router, verifications.router):
+        app.include_router(router, dependencies=[PrincipalRateLimit])
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one `faceprint serve --workers N` process: settings from the
+    environment, where the parent put the database URL."""
+    from service.core.logging import configure_logging
+    from service.core.settings import Settings
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    if settings.database_url is None:
+        raise RuntimeError("FACEPRINT_DATABASE_URL must be set for worker processes")
+    return create_app(settings, database_url=settings.database_url.get_secret_value())

@@ -1,0 +1,39 @@
+"""The one object ``lifespan`` builds and every route gets through ``ContainerDep``:
+the database, the components (pipeline, index, image store, thread pool), the liveness
+runtime, the auth service and the rate limiter. Nothing is built on a request."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.core.datadir import Secrets
+from service.core.ratelimit import RateLimiter
+from service.core.settings import Settings
+from service.domain.auth.login import AuthService
+from service.domain.components import Components
+from service.domain.liveness.runtime import LivenessRuntime
+
+# A readiness probe answers None when its part is ready, else why it is not.
+ReadinessProbe = Callable[[], str | None]
+
+
+@dataclass
+class Container:
+    settings: Settings
+    engine: Engine
+    sessionmaker: sessionmaker[Session]
+    secrets: Secrets
+    components: Components
+    liveness: LivenessRuntime
+    auth: AuthService
+    rate_limiter: RateLimiter
+    readiness_probes: dict[str, ReadinessProbe] = field(default_factory=dict)
+
+    def close(self) -> None:
+        self.components.close()
+        self.rate_limiter.close()
+        self.engine.dispose()

@@ -1,0 +1,48 @@
+"""GET /v1/verifications, GET /v1/verifications/{id}."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from fastapi import APIRouter, Query
+
+from service.domain import history
+from service.domain.schemas import VerificationPage, VerificationPublic
+from service.http.deps import ClientPrincipal, SessionDep
+
+router = APIRouter(prefix="/v1/verifications", tags=["history"])
+
+
+@router.get("", response_model=VerificationPage)
+def list_verifications(
+    principal: ClientPrincipal,
+    session: SessionDep,
+    limit: int = Query(50, ge=1, le=200),
+    cursor: str | None = None,
+    gallery: uuid.UUID | None = None,
+    subject: uuid.UUID | None = None,
+    kind: Literal["verify", "search", "liveness"] | None = None,
+    match: bool | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> VerificationPage:
+    """Newest first. Clients see their own calls; operators and admins see every call
+    in the galleries they can see."""
+    rows, next_cursor = history.list_page(
+        session, principal, limit=limit, cursor=cursor, gallery_id=gallery, subject_id=subject,
+        kind=kind, match=match, since=since, until=until,
+    )  # fmt: skip
+    return VerificationPage(
+        items=[VerificationPublic.model_validate(r, from_attributes=True) for r in rows],
+        next_cursor=next_cursor,
+    )
+
+
+@router.get("/{verification_id}", response_model=VerificationPublic)
+def get_verification(
+    verification_id: uuid.UUID, principal: ClientPrincipal, session: SessionDep
+) -> VerificationPublic:
+    row = history.get(session, principal, verification_id)
+    return VerificationPublic.model_validate(row, from_attributes=True)
