@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from indexing.errors import ModelUnavailable
 from service.core.principal import Principal
 from service.core.problems import NotFound, Unprocessable
+from service.db.model_rows import register_model
 from service.db.models import Face, Gallery, Model, Subject
 from service.db.pagination import page, paginate
 from service.domain.audit import record
@@ -35,12 +36,10 @@ def ensure_model_row(session: Session, components: Components, model_id: str) ->
         spec = components.pipeline.spec(model_id)
     except ModelUnavailable as exc:
         raise Unprocessable(exc.detail, model_id=model_id) from exc
-    row = Model(
-        id=spec.id, dim=spec.dim, metric=spec.metric, threshold=spec.threshold, version=spec.version
-    )
-    session.add(row)
-    session.flush()
-    return row
+    register_model(session.connection(), spec)
+    registered = session.get(Model, model_id)
+    assert registered is not None
+    return registered
 
 
 def create(

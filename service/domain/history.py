@@ -1,17 +1,48 @@
-"""Verification history: the audit trail of every verify and search decision."""
+"""Verification history: the audit trail of every verify, search and liveness decision.
+:func:`record` writes every row; the list and get functions read them."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.core.principal import Principal, Role
 from service.core.problems import NotFound
+from service.core.request_context import current_request_id
 from service.db.models import Verification
 from service.db.pagination import page, paginate
+
+
+def record(
+    session: Session,
+    *,
+    kind: str,
+    principal: Principal,
+    started: float | None = None,
+    row_id: uuid.UUID | None = None,
+    **fields: Any,
+) -> Verification:
+    """Write one history row (flushed, committed with the caller's transaction): who
+    asked, under which request id, and, with ``started`` (a ``perf_counter`` value), how
+    long the decision took up to this write."""
+    row = Verification(
+        id=row_id or uuid.uuid4(),
+        kind=kind,
+        principal_type=principal.kind,
+        principal_id=principal.id,
+        request_id=current_request_id(),
+        **fields,
+    )
+    if started is not None:
+        row.latency_ms = round((time.perf_counter() - started) * 1000, 2)
+    session.add(row)
+    session.flush()
+    return row
 
 
 def _scoped(principal: Principal):  # noqa: ANN202 - a SQLAlchemy Select

@@ -19,8 +19,7 @@ from liveness.passive.check import (
 )
 from service.core.principal import Principal
 from service.core.problems import Unprocessable, from_pipeline_error
-from service.core.request_context import current_request_id
-from service.db.models import Verification
+from service.domain import history
 from service.domain.liveness.runtime import LivenessRuntime
 
 
@@ -64,17 +63,14 @@ def check_image(
     """``POST /v1/liveness``: the passive check, recorded in the verification history."""
     started = time.perf_counter()
     result = passive_check(runtime, image_bytes)
-    row = Verification(
+    row = history.record(
+        session,
         kind="liveness",
-        principal_type=principal.kind,
-        principal_id=principal.id,
-        request_id=current_request_id(),
+        principal=principal,
+        started=started,
         probe_bbox=result.signals.get("bbox"),
         liveness_decision=result.decision,
         liveness_score=result.score,
         liveness_signals={"mode": "passive", **result.signals},
-        latency_ms=(time.perf_counter() - started) * 1000,
     )
-    session.add(row)
-    session.flush()
     return result, row.id

@@ -24,8 +24,8 @@ from liveness.session import PASSED, Observation, SessionState, advance, expire_
 from liveness.tracking import TrackState
 from service.core.principal import Principal
 from service.core.problems import Conflict, NotFound, Problem
-from service.core.request_context import current_request_id
-from service.db.models import LivenessSession, Verification
+from service.db.models import LivenessSession
+from service.domain import history
 from service.domain.liveness.passive import decode
 from service.domain.liveness.runtime import LivenessRuntime
 
@@ -140,12 +140,10 @@ def _record_outcome(
 ) -> uuid.UUID:
     signals = machine.signals(runtime.policy)
     depth_score = signals["depth"]["score"]
-    history = Verification(
-        id=uuid.uuid4(),
+    row_out = history.record(
+        session,
         kind="liveness",
-        principal_type=principal.kind,
-        principal_id=principal.id,
-        request_id=current_request_id(),
+        principal=principal,
         model_id=runtime.model_id,
         liveness_decision="live" if machine.status == PASSED else "spoof",
         liveness_score=float(depth_score) if depth_score is not None else None,
@@ -156,8 +154,7 @@ def _record_outcome(
             **signals,
         },
     )
-    session.add(history)
-    return history.id
+    return row_out.id
 
 
 def get_session(

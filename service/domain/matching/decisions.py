@@ -3,7 +3,6 @@ the index, and writes one row of verification history, the table analysts query.
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,8 +18,8 @@ from indexing.types import RGBImage
 from retrieval.ranking import search_subjects
 from service.core.principal import Principal
 from service.core.problems import NotFound, Unprocessable
-from service.core.request_context import current_request_id
 from service.db.models import Gallery, Subject, Verification
+from service.domain import history
 from service.domain.components import Components, probe_image_key
 from service.domain.galleries import get_visible
 
@@ -74,21 +73,15 @@ def probe_face_in(
     return faces[0]
 
 
-def _principal_fields(principal: Principal) -> dict[str, str]:
-    return {"principal_type": principal.kind, "principal_id": principal.id}
-
-
 def _maybe_store_probe(
-    session: Session,
-    components: Components,
-    gallery: Gallery | None,
-    row: Verification,
-    image: bytes,
-) -> None:
-    if gallery is not None and gallery.store_probes:
-        key = probe_image_key(gallery.id, row.id)
-        components.image_store.put(key, image)
-        row.probe_image_key = key
+    components: Components, gallery: Gallery | None, row_id: uuid.UUID, image: bytes | None
+) -> str | None:
+    """Keep the probe image when the gallery asks for it; its key goes in the row."""
+    if image is None or gallery is None or not gallery.store_probes:
+        return None
+    key = probe_image_key(gallery.id, row_id)
+    components.image_store.put(key, image)
+    return key
 
 
 def resolve_verify_target(
@@ -148,11 +141,13 @@ def verify_against_subject(
             f"subject {subject.id} has no face enrolled for model {model_id}; enroll one first"
         )
     threshold = components.threshold(model_id)
-    row = Verification(
-        id=uuid.uuid4(),
+    row_id = uuid.uuid4()
+    row = history.record(
+        session,
         kind="verify",
-        **_principal_fields(principal),
-        request_id=current_request_id(),
+        principal=principal,
+        row_id=row_id,
+        probe_image_key=_maybe_store_probe(components, gallery, row_id, image),
         gallery_id=gallery.id,
         subject_id=subject.id,
         external_id=subject.external_id,
@@ -162,13 +157,9 @@ def verify_against_subject(
         match=bool(similarity >= threshold),
         probe_bbox=probe.bbox.as_dict() if probe else None,
         probe_quality=probe.quality.as_dict() if probe else None,
+        started=started,
         **_liveness_fields(liveness),
     )
-    if image is not None:
-        _maybe_store_probe(session, components, gallery, row, image)
-    row.latency_ms = round((time.perf_counter() - started) * 1000, 2)
-    session.add(row)
-    session.flush()
     return VerifyOutcome(row, probe, None, subject, liveness)
 
 
@@ -186,22 +177,19 @@ def verify_two_images(
     similarity = float(np.dot(probe.embeddings[model_id], reference.embeddings[model_id]))
     similarity = max(-1.0, min(1.0, similarity))
     threshold = components.threshold(model_id)
-    row = Verification(
-        id=uuid.uuid4(),
+    row = history.record(
+        session,
         kind="verify",
-        **_principal_fields(principal),
-        request_id=current_request_id(),
+        principal=principal,
         model_id=model_id,
         similarity=similarity,
         threshold=threshold,
         match=bool(similarity >= threshold),
         probe_bbox=probe.bbox.as_dict(),
         probe_quality=probe.quality.as_dict(),
+        started=started,
         **_liveness_fields(liveness),
     )
-    row.latency_ms = round((time.perf_counter() - started) * 1000, 2)
-    session.add(row)
-    session.flush()
     return VerifyOutcome(row, probe, reference, None, liveness)
 
 
@@ -255,11 +243,13 @@ def search(
         if h.subject_id in subjects  # deleted between the index query and now
     ]
     best = candidates[0] if candidates else None
-    row = Verification(
-        id=uuid.uuid4(),
+    row_id = uuid.uuid4()
+    row = history.record(
+        session,
         kind="search",
-        **_principal_fields(principal),
-        request_id=current_request_id(),
+        principal=principal,
+        row_id=row_id,
+        probe_image_key=_maybe_store_probe(components, gallery, row_id, image),
         gallery_id=gallery.id,
         subject_id=uuid.UUID(best["subject_id"]) if best else None,
         external_id=best["external_id"] if best else None,
@@ -270,9 +260,6 @@ def search(
         candidates=candidates,
         probe_bbox=probe.bbox.as_dict(),
         probe_quality=probe.quality.as_dict(),
+        started=started,
     )
-    _maybe_store_probe(session, components, gallery, row, image)
-    row.latency_ms = round((time.perf_counter() - started) * 1000, 2)
-    session.add(row)
-    session.flush()
     return SearchOutcome(row, probe, candidates)

@@ -30,6 +30,7 @@ from indexing.types import Embedding, ModelSpec
 from retrieval.base import TemplateRow, VectorIndex
 from retrieval.templates import add_templates, delete_templates, ensure_model_index
 from service.core.problems import Conflict, NotFound, Unprocessable
+from service.db.model_rows import register_model
 from service.domain.reindex.report import Coverage, ShadowReport, coverage, shadow_compare
 
 log = logging.getLogger(__name__)
@@ -97,22 +98,6 @@ def _gallery(conn: Connection, gallery_id: uuid.UUID, *, lock: bool = False) -> 
     return row
 
 
-def _ensure_model_row(conn: Connection, spec: ModelSpec) -> None:
-    conn.execute(
-        text(
-            "INSERT INTO models (id, dim, metric, threshold, version)"
-            " VALUES (:id, :dim, :metric, :threshold, :version) ON CONFLICT (id) DO NOTHING"
-        ),
-        {
-            "id": spec.id,
-            "dim": spec.dim,
-            "metric": spec.metric,
-            "threshold": spec.threshold,
-            "version": spec.version,
-        },
-    )
-
-
 def _job_for(conn: Connection, gallery_id: uuid.UUID, to_model: str) -> uuid.UUID:
     """The open reindex job of (gallery, model), created on the first run."""
     found = conn.execute(
@@ -160,7 +145,7 @@ def start(
                 f"gallery {gallery_id} is being reindexed to {gallery.pending_model_id};"
                 " finish and --activate it, or --cancel it, first"
             )
-        _ensure_model_row(conn, spec)
+        register_model(conn, spec)
         ensure_model_index(conn, index, spec.id, spec.dim)
         conn.execute(
             text("UPDATE galleries SET pending_model_id = :m WHERE id = :id"),
