@@ -20,7 +20,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -28,8 +28,23 @@ from numpy.typing import NDArray
 from indexing.errors import ImageError
 from indexing.files import atomic_write
 
-if TYPE_CHECKING:  # the pipeline builds the registry, which reads records from here
-    from indexing.pipeline import FacePipeline
+
+class PhotoEmbedder(Protocol):
+    """The face pipeline's calls :func:`embed_photos` needs. A protocol, not
+    ``FacePipeline`` itself: the pipeline builds the registry, which reads the records
+    written here, so importing it would close a cycle."""
+
+    def decode(self, data: bytes) -> NDArray[np.uint8]: ...
+
+    def analyze_image(
+        self,
+        image: NDArray[np.uint8],
+        *,
+        model_ids: Sequence[str],
+        nearest_centre: bool = ...,
+        max_faces: int | None = ...,
+    ) -> Sequence[Any]: ...
+
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 Scores = NDArray[np.float32]
@@ -110,7 +125,7 @@ class Embedded:
 
 
 def embed_photos(
-    pipe: FacePipeline,
+    pipe: PhotoEmbedder,
     photos: Sequence[Path],
     model_id: str,
     dim: int,

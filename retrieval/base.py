@@ -15,16 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-import numpy as np
-from numpy.typing import NDArray
 from sqlalchemy import Connection
 
 from retrieval.errors import InvalidModelId
+from retrieval.types import Hit, Vector
 
 if TYPE_CHECKING:
     from retrieval.pg import PgSupport
 
-Vector = NDArray[np.float32]
 
 _MODEL_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -34,15 +32,6 @@ def check_model_id(model_id: str) -> str:
     if not _MODEL_ID.match(model_id):
         raise InvalidModelId(model_id)
     return model_id
-
-
-@dataclass(frozen=True, slots=True)
-class Hit:
-    """One template found by a search. ``similarity`` is cosine, in [-1, 1]."""
-
-    template_id: uuid.UUID
-    subject_id: uuid.UUID
-    similarity: float
 
 
 @dataclass(frozen=True, slots=True)

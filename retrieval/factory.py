@@ -7,6 +7,7 @@ from pathlib import Path
 
 from retrieval.base import IndexConfig, VectorIndex
 from retrieval.errors import UnknownBackend
+from retrieval.milvus_uri import is_milvus_lite
 
 
 def build_index(config: IndexConfig) -> VectorIndex:
@@ -34,11 +35,6 @@ def build_index(config: IndexConfig) -> VectorIndex:
             return MilvusIndex(config, uri)
         case other:
             raise UnknownBackend(other)
-
-
-def is_milvus_lite(uri: str) -> bool:
-    """A milvus-lite file rather than a Milvus server's address."""
-    return not uri.startswith(("http://", "https://", "tcp://", "grpc://"))
 
 
 def single_process_engine(config: IndexConfig) -> str | None:

@@ -12,8 +12,8 @@ import psycopg
 from pgvector.psycopg import register_vector
 from sqlalchemy import Connection
 
-from retrieval.base import Hit, Vector
 from retrieval.errors import UnknownModel
+from retrieval.types import Hit, Vector
 from retrieval.vectors import clamp
 
 

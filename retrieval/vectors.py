@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from retrieval.base import Vector
 from retrieval.errors import DimensionMismatch, InvalidVector
+from retrieval.types import Vector
 
 
 def unit(vector: ArrayLike, *, dim: int | None = None, model_id: str = "?") -> Vector:

@@ -13,7 +13,7 @@ from sqlalchemy import Connection
 
 from retrieval.backends.external import PostgresCheckedReads, collection_name
 from retrieval.base import IndexConfig, IndexHealth, IndexPoint, Vector
-from retrieval.factory import is_milvus_lite
+from retrieval.milvus_uri import is_milvus_lite
 from retrieval.pg import PgSupport
 
 _ID_LEN = 36  # a UUID's text form
