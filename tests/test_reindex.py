@@ -14,7 +14,8 @@ import pytest
 from sqlalchemy import text
 
 from service.core.problems import Conflict, Unprocessable
-from service.domain.reindex import jobs as reindex
+from service.domain import reindex
+from service.domain.reindex.jobs import exclusive
 from service.worker.loop import PipelineReembedder
 from tests.conftest import FACES_DIR
 
@@ -231,7 +232,7 @@ def test_two_reindexers_of_one_gallery_do_not_run_at_once(
     engine = components.engine
     reindex.start(engine, components.index, components.pipeline, gallery_id=gallery["id"],
                   to_model=NEW)  # fmt: skip
-    with reindex._exclusive(engine, gallery["id"]):  # noqa: SLF001 - hold the lock
+    with exclusive(engine, gallery["id"]):  # noqa: SLF001 - hold the lock
         with pytest.raises(reindex.ReindexBusy):
             reindex.run(
                 engine,

@@ -307,7 +307,7 @@ def reindex(
     failed and why) and a shadow comparison of both models on the gallery's own pairs.
     Then --activate switches atomically, --rollback switches back, --drop-old deletes the
     old templates (after which no rollback)."""
-    from service.domain.reindex import jobs as service_reindex
+    from service.domain import reindex as service_reindex
 
     actions = [bool(to_model), activate, rollback, drop_old, cancel]
     if sum(actions) != 1:
@@ -347,7 +347,7 @@ def reindex(
 def _run_reindex(
     components: Components, gallery: uuid.UUID, to_model: str, batch: int, threads: int
 ) -> None:
-    from service.domain.reindex import jobs as service_reindex
+    from service.domain import reindex as service_reindex
     from service.worker.loop import PipelineReembedder
 
     engine = components.engine
@@ -401,7 +401,7 @@ def _print_report(
     embedded: int,
     started: float,
 ) -> None:
-    from service.domain.reindex import jobs as service_reindex
+    from service.domain import reindex as service_reindex
 
     elapsed = time.perf_counter() - started
     report = service_reindex.report(

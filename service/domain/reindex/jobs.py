@@ -28,10 +28,9 @@ from indexing.errors import ModelUnavailable
 from indexing.image_store import ImageStore, ImageStoreError
 from indexing.types import Embedding, ModelSpec
 from retrieval.base import TemplateRow, VectorIndex
-from retrieval.templates import add_templates, delete_templates, ensure_model_index
+from retrieval.templates import add_templates, ensure_model_index
 from service.core.problems import Conflict, NotFound, Unprocessable
 from service.db.model_rows import register_model
-from service.domain.reindex.report import Coverage, ShadowReport, coverage, shadow_compare
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +89,7 @@ _GALLERY = (
 )
 
 
-def _gallery(conn: Connection, gallery_id: uuid.UUID, *, lock: bool = False) -> Any:
+def gallery_row(conn: Connection, gallery_id: uuid.UUID, *, lock: bool = False) -> Any:
     query = _GALLERY + " FOR UPDATE" if lock else _GALLERY
     row = conn.execute(text(query), {"id": gallery_id}).first()
     if row is None:
@@ -137,7 +136,7 @@ def start(
     except ModelUnavailable as exc:
         raise Unprocessable(exc.detail) from exc
     with engine.begin() as conn:
-        gallery = _gallery(conn, gallery_id, lock=True)
+        gallery = gallery_row(conn, gallery_id, lock=True)
         if gallery.active_model_id == to_model:
             raise Unprocessable(f"gallery {gallery_id} already uses {to_model}")
         if gallery.pending_model_id not in (None, to_model):
@@ -155,7 +154,7 @@ def start(
 
 
 @contextmanager
-def _exclusive(engine: Engine, gallery_id: uuid.UUID) -> Iterator[None]:
+def exclusive(engine: Engine, gallery_id: uuid.UUID) -> Iterator[None]:
     """One reindexer per gallery at a time (a session advisory lock, released on exit or
     when the process dies)."""
     with engine.connect() as conn:
@@ -176,7 +175,7 @@ def _exclusive(engine: Engine, gallery_id: uuid.UUID) -> Iterator[None]:
 # -- the run ---------------------------------------------------------------------------
 
 
-def _todo_count(conn: Connection, gallery_id: uuid.UUID, model_id: str) -> tuple[int, int]:
+def todo_count(conn: Connection, gallery_id: uuid.UUID, model_id: str) -> tuple[int, int]:
     row = conn.execute(
         text(
             "SELECT count(*) AS total, count(t.id) AS done FROM faces f"
@@ -259,14 +258,14 @@ def run(
     ``threads`` > 1 embeds that many batches at once (the pipeline is thread-safe and its
     runtimes release the GIL): faster, at the cost of CPU that verify would use."""
     with engine.connect() as conn:
-        gallery = _gallery(conn, gallery_id)
+        gallery = gallery_row(conn, gallery_id)
     model_id = gallery.pending_model_id
     if model_id is None:
         raise Unprocessable(f"gallery {gallery_id} has no reindex under way; use --to-model")
-    with _exclusive(engine, gallery_id), ThreadPoolExecutor(max_workers=threads) as pool:
+    with exclusive(engine, gallery_id), ThreadPoolExecutor(max_workers=threads) as pool:
         with engine.begin() as conn:
             job_id = _job_for(conn, gallery_id, model_id)
-            total, done = _todo_count(conn, gallery_id, model_id)
+            total, done = todo_count(conn, gallery_id, model_id)
         summary = RunSummary(job_id=job_id, already_done=done)
         progress = Progress(total=total, done=done)
         if on_progress:
@@ -335,175 +334,3 @@ def _embed_batch(
 
 
 # -- switching ---------------------------------------------------------------------------
-
-
-def coverage_counts(conn: Connection, gallery_id: uuid.UUID) -> dict[str, int]:
-    rows = conn.execute(
-        text(
-            "SELECT model_id, count(*) AS n FROM templates WHERE gallery_id = :g GROUP BY model_id"
-        ),
-        {"g": gallery_id},
-    ).all()
-    return {r.model_id: int(r.n) for r in rows}
-
-
-def activate(engine: Engine, *, gallery_id: uuid.UUID, force: bool = False) -> str:
-    """Switch the gallery to its pending model in one statement: the next verify or
-    search reads the new ``active_model_id``. Refuses while faces lack a new template
-    (unless ``force``: they then stop matching until re-enrolled)."""
-    with engine.begin() as conn:
-        gallery = _gallery(conn, gallery_id, lock=True)
-        new = gallery.pending_model_id
-        if new is None:
-            raise Unprocessable(f"gallery {gallery_id} has no reindex to activate")
-        total, done = _todo_count(conn, gallery_id, new)
-        if done < total and not force:
-            raise Conflict(
-                f"{total - done} of {total} faces have no {new} template yet; run the reindex"
-                " again to finish it, or activate with --force"
-            )
-        conn.execute(
-            text(
-                "UPDATE galleries SET previous_model_id = active_model_id,"
-                " active_model_id = pending_model_id, pending_model_id = NULL WHERE id = :id"
-            ),
-            {"id": gallery_id},
-        )
-        conn.execute(
-            text(
-                "UPDATE jobs SET status = 'done', updated_at = now() WHERE kind = :kind"
-                " AND gallery_id = :g AND payload->>'to_model' = :m"
-                " AND status IN ('queued', 'running')"
-            ),
-            {"kind": REINDEX_KIND, "g": gallery_id, "m": new},
-        )
-        return str(new)
-
-
-def rollback(engine: Engine, *, gallery_id: uuid.UUID) -> str:
-    """Switch back to the previous model (its templates are kept until --drop-old). The
-    model rolled back from becomes ``previous`` so that rolling forward again works."""
-    with engine.begin() as conn:
-        gallery = _gallery(conn, gallery_id, lock=True)
-        old = gallery.previous_model_id
-        if old is None:
-            raise Unprocessable(f"gallery {gallery_id} has no previous model to roll back to")
-        if gallery.pending_model_id is not None:
-            raise Conflict(f"gallery {gallery_id} has a reindex under way; --cancel it first")
-        conn.execute(
-            text(
-                "UPDATE galleries SET active_model_id = previous_model_id,"
-                " previous_model_id = active_model_id WHERE id = :id"
-            ),
-            {"id": gallery_id},
-        )
-        return str(old)
-
-
-def cancel(engine: Engine, index: VectorIndex, *, gallery_id: uuid.UUID) -> int:
-    """Abandon a reindex: the pending model's templates of this gallery are deleted."""
-    with engine.begin() as conn:
-        gallery = _gallery(conn, gallery_id, lock=True)
-        pending = gallery.pending_model_id
-        if pending is None:
-            raise Unprocessable(f"gallery {gallery_id} has no reindex to cancel")
-        conn.execute(
-            text("UPDATE galleries SET pending_model_id = NULL WHERE id = :id"),
-            {"id": gallery_id},
-        )
-        conn.execute(
-            text(
-                "UPDATE jobs SET status = 'failed', error = 'cancelled', updated_at = now()"
-                " WHERE kind = :kind AND gallery_id = :g AND status IN ('queued', 'running')"
-            ),
-            {"kind": REINDEX_KIND, "g": gallery_id},
-        )
-    return _delete_model_templates(engine, index, gallery_id, pending)
-
-
-def drop_old(engine: Engine, index: VectorIndex, *, gallery_id: uuid.UUID) -> int:
-    """Delete the previous model's templates of the gallery; no rollback after this."""
-    with engine.begin() as conn:
-        gallery = _gallery(conn, gallery_id, lock=True)
-        old = gallery.previous_model_id
-        if old is None:
-            raise Unprocessable(f"gallery {gallery_id} has no previous model to drop")
-        conn.execute(
-            text("UPDATE galleries SET previous_model_id = NULL WHERE id = :id"),
-            {"id": gallery_id},
-        )
-    return _delete_model_templates(engine, index, gallery_id, old)
-
-
-def _delete_model_templates(
-    engine: Engine, index: VectorIndex, gallery_id: uuid.UUID, model_id: str
-) -> int:
-    deleted = 0
-    while True:
-        # In chunks: a huge gallery must not hold one giant transaction.
-        with engine.begin() as conn:
-            ids = list(
-                conn.execute(
-                    text(
-                        "SELECT id FROM templates WHERE gallery_id = :g AND model_id = :m"
-                        " LIMIT 5000"
-                    ),
-                    {"g": gallery_id, "m": model_id},
-                ).scalars()
-            )
-            if not ids:
-                return deleted
-            deleted += delete_templates(conn, index, ids)
-
-
-# -- the report --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Report:
-    coverage: Coverage
-    shadow: ShadowReport
-
-
-def report(
-    engine: Engine,
-    *,
-    gallery_id: uuid.UUID,
-    threshold: Callable[[str], float],
-    job_id: uuid.UUID | None = None,
-) -> Report:
-    """Coverage and shadow comparison of the reindex under way (or, once activated, of
-    the active model against the previous one) at each model's ``threshold`` (the
-    registry's: ``Components.threshold``); saved on the reindex job when given."""
-    with engine.begin() as conn:
-        gallery = _gallery(conn, gallery_id)
-        if gallery.pending_model_id:
-            old, new = gallery.active_model_id, gallery.pending_model_id
-        elif gallery.previous_model_id:
-            old, new = gallery.previous_model_id, gallery.active_model_id
-        else:
-            raise Unprocessable(f"gallery {gallery_id} has no reindex to report on")
-        result = Report(
-            coverage(conn, gallery_id, old, new),
-            shadow_compare(conn, gallery_id, old, new, threshold=threshold),
-        )
-        if job_id is not None:
-            saved = {
-                "coverage": {
-                    "faces": result.coverage.faces,
-                    "old_model": old,
-                    "new_model": new,
-                    "old_templates": result.coverage.old_templates,
-                    "new_templates": result.coverage.new_templates,
-                    "failed": len(result.coverage.failed),
-                },
-                "shadow": result.shadow.as_dict(),
-            }
-            conn.execute(
-                text(
-                    "UPDATE jobs SET result = COALESCE(result, '{}'::jsonb) || CAST(:r AS jsonb),"
-                    " updated_at = now() WHERE id = :id"
-                ),
-                {"id": job_id, "r": json.dumps(saved)},
-            )
-    return result
