@@ -16,7 +16,7 @@ from sqlalchemy import text
 from service.core.problems import Conflict, Unprocessable
 from service.domain import reindex
 from service.domain.reindex.jobs import exclusive
-from service.worker.loop import PipelineReembedder
+from service.domain.reindex.reembed import PipelineReembedder
 from tests.conftest import FACES_DIR
 
 IDS = FACES_DIR / "identities"
@@ -250,8 +250,10 @@ def test_reindex_cli_explains_itself_and_checks_arguments() -> None:
 
     runner = CliRunner()
     help_text = runner.invoke(app, ["reindex", "--help"], env={"COLUMNS": "200"}).output
-    for option in ("--to-model", "--activate", "--rollback", "--drop-old"):
-        assert option in help_text
+    for command in ("start", "activate", "rollback", "drop-old", "cancel", "status"):
+        assert command in help_text
+    start_help = runner.invoke(app, ["reindex", "start", "--help"], env={"COLUMNS": "200"})
+    assert "--to-model" in start_help.output and "--gallery" in start_help.output
     bad = runner.invoke(
         app, ["reindex", "--gallery", str(uuid.uuid4()), "--activate", "--rollback"]
     )

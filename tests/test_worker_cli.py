@@ -92,12 +92,18 @@ def test_bulk_enroll_then_reindex_from_the_command_line(
         "biden", "kit_harington", "nobody", "obama"
     ]  # fmt: skip
 
-    upgraded = _cli(env, "reindex", "--gallery", gallery, "--to-model", "dlib-resnet-v1-onnx")
+    upgraded = _cli(
+        env, "reindex", "start", "--gallery", gallery, "--to-model", "dlib-resnet-v1-onnx"
+    )
     assert upgraded.returncode == 0, upgraded.stderr
     assert "coverage" in upgraded.stderr and "shadow comparison" in upgraded.stderr
-    assert "--activate" in upgraded.stderr
+    assert "faceprint reindex activate" in upgraded.stderr
+    # The flags of the previous release still work, with a deprecation warning.
     switched = _cli(env, "reindex", "--gallery", gallery, "--activate")
     assert switched.returncode == 0 and "dlib-resnet-v1-onnx" in switched.stderr
+    assert "deprecated" in switched.stderr
+    status = _cli(env, "reindex", "status", "--gallery", gallery)
+    assert status.returncode == 0 and "previous" in status.stderr
     with client.app.state.container.engine.connect() as conn:
         active = conn.execute(
             text("SELECT active_model_id, previous_model_id FROM galleries WHERE id = :g"),

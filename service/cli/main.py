@@ -10,10 +10,12 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from service.cli.enroll import enroll
 from service.cli.index import index_app
 from service.cli.models import models_app
+from service.cli.reindex import reindex_app
 from service.cli.users import users_app
-from service.cli.worker import register as register_worker_commands
+from service.cli.worker import worker
 from service.core.datadir import DataDirInUse, ServeLock
 from service.core.logging import configure_logging
 from service.core.metrics import shared_between_processes
@@ -32,7 +34,9 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(models_app, name="models")
 app.add_typer(index_app, name="index")
 app.add_typer(users_app, name="users")
-register_worker_commands(app)
+app.add_typer(reindex_app, name="reindex")
+app.command("worker")(worker)
+app.command("enroll")(enroll)
 
 
 def _err(message: str) -> None:

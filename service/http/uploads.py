@@ -1,5 +1,6 @@
-"""Reading image uploads: multipart ``image`` (and other file fields) or JSON
-``image_base64``, with the byte limit enforced before anything is decoded."""
+"""Reading image requests: multipart ``image`` (and other file fields) or JSON
+``image_base64``, with the byte limit enforced before anything is decoded, and their
+other fields parsed into the use case's input model."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import binascii
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request
+from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
 from service.core.problems import (
@@ -19,6 +21,7 @@ from service.core.problems import (
     Problem,
     Unprocessable,
     UnsupportedMediaType,
+    validation_problem,
 )
 
 # Form fields and JSON framing around the image; a generous allowance, still bounded.
@@ -152,3 +155,14 @@ def image_request_body(*fields: str, extra: dict[str, dict[str, Any]] | None = N
             },
         }
     }
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_fields(model: type[M], fields: dict[str, object]) -> M:
+    """The request's non-image fields as ``model``; a 422 validation problem if not."""
+    try:
+        return model.model_validate(fields)
+    except ValidationError as exc:
+        raise validation_problem(exc.errors(), "the request fields are malformed") from exc

@@ -142,7 +142,7 @@ def start(
         if gallery.pending_model_id not in (None, to_model):
             raise Conflict(
                 f"gallery {gallery_id} is being reindexed to {gallery.pending_model_id};"
-                " finish and --activate it, or --cancel it, first"
+                " finish and activate it, or cancel it, first"
             )
         register_model(conn, spec)
         ensure_model_index(conn, index, spec.id, spec.dim)
@@ -261,7 +261,7 @@ def run(
         gallery = gallery_row(conn, gallery_id)
     model_id = gallery.pending_model_id
     if model_id is None:
-        raise Unprocessable(f"gallery {gallery_id} has no reindex under way; use --to-model")
+        raise Unprocessable(f"gallery {gallery_id} has no reindex under way; start one first")
     with exclusive(engine, gallery_id), ThreadPoolExecutor(max_workers=threads) as pool:
         with engine.begin() as conn:
             job_id = _job_for(conn, gallery_id, model_id)

@@ -11,8 +11,7 @@ from service.domain.matching import use_cases as probes
 from service.domain.matching.params import DetectParams, SearchParams, VerifyParams
 from service.domain.schemas import DetectResponse, SearchResponse, VerifyResponse
 from service.http.deps import ClientPrincipal, ComponentsDep, LivenessDep, SessionDep
-from service.http.params import parse_fields
-from service.http.uploads import image_request_body, read_upload
+from service.http.uploads import image_request_body, parse_fields, read_upload
 
 router = APIRouter(tags=["matching"])
 
