@@ -53,3 +53,14 @@ def test_a_forbidden_import_breaks_the_contract(
     assert result.returncode != 0
     broken = [ln for ln in result.stdout.splitlines() if ln.endswith("BROKEN")]
     assert any(contract in ln for ln in broken), result.stdout
+
+
+def test_modules_stay_small() -> None:
+    """A module past ~400 lines is two modules; split it where its parts separate."""
+    too_long = {
+        str(path.relative_to(REPO)): n
+        for package in PACKAGES
+        for path in (REPO / package).rglob("*.py")
+        if (n := len(path.read_text().splitlines())) > 400
+    }
+    assert not too_long, too_long
