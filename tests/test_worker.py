@@ -78,8 +78,22 @@ def _runner(client: Any, batch_size: int = 8) -> JobRunner:
     )
 
 
+def _subscribe(client: Any) -> None:
+    """An endpoint listening for enrollment events: only then are they written (the
+    webhook tests deliver them; here only the outbox rows are looked at)."""
+    with client.app.state.container.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO webhooks (id, url, secret_encrypted, events, active)"
+                " VALUES (gen_random_uuid(), 'https://receiver.invalid/', '\\x00',"
+                " ARRAY['enrollment.completed', 'enrollment.failed'], true)"
+            )
+        )
+
+
 def test_async_enrollment_is_embedded_by_the_worker(client: Any, admin_key: str) -> None:
     headers = {"X-API-Key": admin_key}
+    _subscribe(client)
     gallery, subjects = _setup(client, headers, ["obama", "biden"])
     jobs = {
         "obama1": _enqueue(client, headers, gallery, subjects["obama"],
@@ -122,11 +136,11 @@ def test_async_enrollment_is_embedded_by_the_worker(client: Any, admin_key: str)
         events = session.execute(select(Event.event_type, Event.payload)).all()
     assert statuses == {"ready": 3, "failed": 1}
     assert templates == 3
-    completed = [p for t, p in events if t == "enrollment.completed"]
+    completed = [p["data"] for t, p in events if t == "enrollment.completed"]
     assert sorted(p["job_id"] for p in completed) == sorted(
         jobs[n] for n in ("obama1", "obama2", "biden")
     )
-    assert [p["reason"] for t, p in events if t == "enrollment.failed"] == ["no_face"]
+    assert [p["data"]["reason"] for t, p in events if t == "enrollment.failed"] == ["no_face"]
 
     # The asynchronously enrolled faces verify like synchronous ones.
     probe = (IDS / "obama" / "obama3.jpg").read_bytes()
@@ -188,6 +202,7 @@ def test_sigkill_a_real_worker_mid_batch(
     client: Any, admin_key: str, settings: Any, db_url: str
 ) -> None:
     headers = {"X-API-Key": admin_key}
+    _subscribe(client)
     people = ["biden", "alex_lacamoire", "kit_harington"]
     gallery, subjects = _setup(client, headers, people)
     photos = [(p, f) for p in people for f in sorted((IDS / p).iterdir())]
@@ -248,7 +263,7 @@ def test_sigkill_a_real_worker_mid_batch(
         ).all()
         events = conn.execute(
             text(
-                "SELECT payload->>'job_id', count(*) FROM events"
+                "SELECT payload->'data'->>'job_id', count(*) FROM events"
                 " WHERE event_type = 'enrollment.completed' GROUP BY 1"
             )
         ).all()

@@ -15,6 +15,7 @@ from service.cli.index import index_app
 from service.cli.models import models_app
 from service.cli.reindex import reindex_app
 from service.cli.users import users_app
+from service.cli.webhooks import webhooks_app
 from service.cli.worker import worker
 from service.core.datadir import DataDirInUse, ServeLock
 from service.core.logging import configure_logging
@@ -34,6 +35,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(models_app, name="models")
 app.add_typer(index_app, name="index")
 app.add_typer(users_app, name="users")
+app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(reindex_app, name="reindex")
 app.command("worker")(worker)
 app.command("enroll")(enroll)

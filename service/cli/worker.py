@@ -8,8 +8,10 @@ from typing import Annotated
 import typer
 
 from service.cli.common import batch_components, console
+from service.core.datadir import load_secrets
 from service.core.logging import configure_logging
 from service.core.settings import get_settings
+from service.domain.webhooks.dispatch import DispatchConfig, Dispatcher
 
 # -- faceprint worker --------------------------------------------------------------------
 
@@ -53,6 +55,13 @@ def worker(
         metrics_port=metrics_port,
         worker_id=worker_id,
     )
-    with batch_components() as (components, url):
-        run_worker(components, url, options, stop)
+    webhooks = DispatchConfig.from_settings(settings)
+    with batch_components(pool_size=4 + webhooks.threads) as (components, url):
+        # The worker's own enrollment.* events (and everyone else's) go out from here too.
+        dispatcher = Dispatcher(components.engine, load_secrets(settings).encryption_key, webhooks)
+        dispatcher.start()
+        try:
+            run_worker(components, url, options, stop)
+        finally:
+            dispatcher.stop()
     console.print("worker stopped")

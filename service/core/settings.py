@@ -107,6 +107,31 @@ class Settings(BaseSettings):
     rate_limit_auth_per_minute: int = 30  # per client IP on /v1/auth/*: bounds password guessing
     log_level: str = "INFO"
 
+    webhook_allow_http: bool = Field(
+        default=False, description="Accept http:// webhook URLs (local set-ups, tests)."
+    )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Deliver to loopback, private, link-local and metadata addresses.",
+    )
+    webhook_retry_schedule_s: list[float] = Field(
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0],
+        description="Delay before each retry of a failed delivery (JSON list, ±10% jitter); "
+        "after the last one the delivery is failed.",
+    )
+    webhook_timeout_s: float = 10.0
+    webhook_dispatchers: int = Field(
+        default=4, description="Deliveries in flight at once, per process (0: none here)."
+    )
+    webhook_retention_days: int = Field(
+        default=30,
+        description="Events whose every delivery succeeded are deleted after this many days "
+        "(failed ones are kept for recover).",
+    )
+    webhook_poll_s: float = Field(
+        default=1.0, description="How often an idle dispatcher looks for due retries."
+    )
+
     @field_validator("data_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:

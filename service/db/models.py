@@ -222,10 +222,18 @@ class Webhook(Base):
     url: Mapped[str] = mapped_column(Text)
     # Encrypted with the data key: it must be recoverable to sign deliveries.
     secret_encrypted: Mapped[bytes] = mapped_column()
+    # After a rotation the old secret signs too, until it expires.
+    previous_secret_encrypted: Mapped[bytes | None] = mapped_column()
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     events: Mapped[list[str]] = mapped_column(ARRAY(String(64)))
+    # None: events of every gallery (and those of no gallery). Otherwise only these.
+    gallery_ids: Mapped[list[uuid.UUID] | None] = mapped_column(ARRAY(UUID(as_uuid=True)))
+    description: Mapped[str | None] = mapped_column(Text)
     active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
 
 
 class Event(Base):
@@ -234,13 +242,16 @@ class Event(Base):
     __tablename__ = "events"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     event_type: Mapped[str] = mapped_column(String(64))
+    # The whole message ({"type", "id", "timestamp", "data"}): every retry sends it as is.
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    gallery_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     created_at: Mapped[datetime] = _created()
     dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
 
 
 class WebhookDelivery(Base):
     __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_status_next", "status", "next_attempt_at"),)
     id: Mapped[uuid.UUID] = _uuid_pk()
     webhook_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("webhooks.id", ondelete="CASCADE"), index=True
@@ -251,6 +262,9 @@ class WebhookDelivery(Base):
     next_attempt_at: Mapped[datetime] = _created()
     last_status_code: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_latency_ms: Mapped[float | None] = mapped_column(Float)
+    last_response: Mapped[str | None] = mapped_column(Text)  # its first 1 KB
     created_at: Mapped[datetime] = _created()
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

@@ -21,10 +21,12 @@ from retrieval.base import TemplateRow
 from retrieval.templates import add_templates
 from service.core.principal import Principal
 from service.core.problems import Conflict
+from service.core.request_context import current_request_id
 from service.db.models import Face, Gallery, Subject, Template
 from service.db.session import after_commit
 from service.domain.audit import record
 from service.domain.components import Components, face_image_key
+from service.domain.events import ENROLLMENT_COMPLETED, ENROLLMENT_FAILED, announce
 
 
 class DuplicateFace(Conflict):
@@ -155,6 +157,7 @@ def record_enrollment(
         quality=meta["quality"], quality_score=meta["quality_score"],
     )  # fmt: skip
     model_ids = write_templates(session, components, face, analyzed)
+    announce_enrolled(session, face, model_ids)
     record(
         session,
         actor=principal,
@@ -191,10 +194,31 @@ def store_pending(
     return face
 
 
+def announce_enrolled(
+    session: Session, face: Face, model_ids: list[str], job_id: uuid.UUID | None = None
+) -> None:
+    """``enrollment.completed``, in the transaction that wrote the face's templates."""
+    data = {
+        "face_id": str(face.id),
+        "subject_id": str(face.subject_id),
+        "gallery_id": str(face.gallery_id),
+        "job_id": str(job_id) if job_id else None,
+        "model_ids": model_ids,
+        "quality_score": face.quality_score,
+        "request_id": current_request_id(),
+    }
+    announce(session, ENROLLMENT_COMPLETED, data, face.gallery_id)
+
+
 def complete_pending(
-    session: Session, components: Components, face: Face, analyzed: AnalyzedFace
+    session: Session,
+    components: Components,
+    face: Face,
+    analyzed: AnalyzedFace,
+    job_id: uuid.UUID | None = None,
 ) -> list[str]:
-    """The second half of an async enrollment: write what the analysis found."""
+    """The second half of an async enrollment: write what the analysis found, and
+    announce it."""
     meta = face_metadata(analyzed)
     face.bbox = meta["bbox"]  # type: ignore[assignment]
     face.landmarks = meta["landmarks"]  # type: ignore[assignment]
@@ -206,10 +230,30 @@ def complete_pending(
     )
     analyzed.embeddings = {m: v for m, v in analyzed.embeddings.items() if m not in existing}
     session.flush()
-    return write_templates(session, components, face, analyzed)
+    written = write_templates(session, components, face, analyzed)
+    announce_enrolled(session, face, face_model_ids(session, face), job_id)
+    return written
 
 
-def fail_pending(session: Session, face: Face, reason: str) -> None:
+def face_model_ids(session: Session, face: Face) -> list[str]:
+    return sorted(
+        session.scalars(select(Template.model_id).where(Template.face_id == face.id)).all()
+    )
+
+
+def fail_pending(
+    session: Session, face: Face, reason: str, job_id: uuid.UUID | None = None
+) -> None:
+    """An async enrollment that cannot succeed: the face is marked failed and
+    ``enrollment.failed`` announced (the reason code only, never the image)."""
     face.status = "failed"
     face.quality = {"error": reason}
     session.flush()
+    data = {
+        "face_id": str(face.id),
+        "subject_id": str(face.subject_id),
+        "gallery_id": str(face.gallery_id),
+        "job_id": str(job_id) if job_id else None,
+        "reason": reason,
+    }
+    announce(session, ENROLLMENT_FAILED, data, face.gallery_id)

@@ -16,6 +16,7 @@ from service.core.problems import NotFound
 from service.core.request_context import current_request_id
 from service.db.models import Verification
 from service.db.pagination import page, paginate
+from service.domain.events import announce_decision
 
 
 def record(
@@ -29,7 +30,7 @@ def record(
 ) -> Verification:
     """Write one history row (flushed, committed with the caller's transaction): who
     asked, under which request id, and, with ``started`` (a ``perf_counter`` value), how
-    long the decision took up to this write."""
+    long the decision took up to this write; and its webhook event in the outbox."""
     row = Verification(
         id=row_id or uuid.uuid4(),
         kind=kind,
@@ -42,6 +43,8 @@ def record(
         row.latency_ms = round((time.perf_counter() - started) * 1000, 2)
     session.add(row)
     session.flush()
+    # Every decision is announced from here, the one place it is recorded.
+    announce_decision(session, row)
     return row
 
 

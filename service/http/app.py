@@ -15,6 +15,8 @@ from service.db.session import make_engine, make_sessionmaker
 from service.domain.auth.login import build_auth
 from service.domain.components import Components, build_components
 from service.domain.liveness.runtime import build_runtime as build_liveness_runtime
+from service.domain.webhooks.dispatch import DispatchConfig, Dispatcher
+from service.domain.webhooks.endpoints import Keys as WebhookKeys
 from service.http.container import Container
 from service.http.errors import install_problem_handlers
 from service.http.middleware import RequestContextMiddleware
@@ -29,6 +31,7 @@ from service.http.routes import (
     matching,
     models,
     verifications,
+    webhooks,
 )
 from service.http.routes import liveness as liveness_api
 
@@ -45,6 +48,7 @@ def build_container(
     engine = make_engine(database_url)
     secrets = load_secrets(settings)
     components = build_components(settings, engine, secrets, pipeline=pipeline)
+    dispatch = DispatchConfig.from_settings(settings)
     return Container(
         settings=settings,
         engine=engine,
@@ -54,6 +58,8 @@ def build_container(
         liveness=build_liveness_runtime(settings, components.pipeline),
         auth=build_auth(settings, secrets),
         rate_limiter=build_rate_limiter(settings),
+        webhooks=Dispatcher(engine, secrets.encryption_key, dispatch),
+        webhook_keys=WebhookKeys(secrets.encryption_key, dispatch.policy),
         readiness_probes={"index": lambda: _index_problem(components)},
     )
 
@@ -70,6 +76,7 @@ def create_app(
         app.state.container = container
         container.components.start_relay()
         container.components.start_warm_up()
+        container.webhooks.start()
         try:
             yield
         finally:
@@ -89,7 +96,13 @@ def create_app(
     app.include_router(jobs.router, dependencies=[PrincipalRateLimit])
     app.include_router(models.router, dependencies=[PrincipalRateLimit])
     app.include_router(liveness_api.router, dependencies=[PrincipalRateLimit])
-    for router in (galleries.router, faces.router, matching.router, verifications.router):
+    for router in (
+        galleries.router,
+        faces.router,
+        matching.router,
+        verifications.router,
+        webhooks.router,
+    ):
         app.include_router(router, dependencies=[PrincipalRateLimit])
     return app
 

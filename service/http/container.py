@@ -16,6 +16,8 @@ from service.core.settings import Settings
 from service.domain.auth.login import AuthService
 from service.domain.components import Components
 from service.domain.liveness.runtime import LivenessRuntime
+from service.domain.webhooks.dispatch import Dispatcher
+from service.domain.webhooks.endpoints import Keys as WebhookKeys
 
 # A readiness probe answers None when its part is ready, else why it is not.
 ReadinessProbe = Callable[[], str | None]
@@ -31,9 +33,12 @@ class Container:
     liveness: LivenessRuntime
     auth: AuthService
     rate_limiter: RateLimiter
+    webhooks: Dispatcher
+    webhook_keys: WebhookKeys
     readiness_probes: dict[str, ReadinessProbe] = field(default_factory=dict)
 
     def close(self) -> None:
+        self.webhooks.stop()
         self.components.close()
         self.rate_limiter.close()
         self.engine.dispose()

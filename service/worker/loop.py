@@ -23,19 +23,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from indexing.errors import FaceError, ImageError, LowQuality, MultipleFaces, NoFace
 from indexing.image_store import ImageStoreError
 from indexing.pipeline import AnalyzedFace, FacePipeline, select_enrollment_face
-from service.db.models import Event, Face, Gallery
+from service.db.models import Face, Gallery
 from service.domain.components import Components
 from service.domain.enrollment import complete_pending, fail_pending, gallery_model_ids
 from service.domain.faces import ENROLL_JOB
+from service.domain.webhooks import metrics as webhook_metrics
 from service.jobs.metrics import WorkerMetrics
 from service.jobs.notify import JobListener
 from service.jobs.queue import ClaimedJob
 from service.jobs.runner import JobRunner, PermanentJobError, RunnerConfig
 
 log = logging.getLogger(__name__)
-
-ENROLLMENT_COMPLETED = "enrollment.completed"
-ENROLLMENT_FAILED = "enrollment.failed"
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -165,7 +163,8 @@ class EnrollmentHandler:
         prepared.analyzed.embeddings = {
             m: v for m, v in prepared.analyzed.embeddings.items() if m in needed
         }
-        complete_pending(session, self.components, face, prepared.analyzed)
+        # complete_pending announces enrollment.completed in this transaction.
+        complete_pending(session, self.components, face, prepared.analyzed, job.id)
         payload = {
             "job_id": str(job.id),
             "face_id": str(face.id),
@@ -175,7 +174,6 @@ class EnrollmentHandler:
             "bbox": face.bbox,
             "quality_score": face.quality_score,
         }
-        session.add(Event(event_type=ENROLLMENT_COMPLETED, payload=payload))
         return {**payload, "faces": 1}
 
     def on_failed(self, session: Session, job: ClaimedJob, error: BaseException) -> None:
@@ -183,20 +181,7 @@ class EnrollmentHandler:
         if face is None:
             return
         reason = error.reason if isinstance(error, PermanentJobError) else type(error).__name__
-        fail_pending(session, face, reason)
-        session.add(
-            Event(
-                event_type=ENROLLMENT_FAILED,
-                payload={
-                    "job_id": str(job.id),
-                    "face_id": str(face.id),
-                    "subject_id": str(face.subject_id),
-                    "gallery_id": str(face.gallery_id),
-                    "reason": reason,
-                    "detail": str(error),
-                },
-            )
-        )
+        fail_pending(session, face, reason, job.id)  # announces enrollment.failed
 
 
 def install_stop_signals(stop: threading.Event) -> None:
@@ -237,6 +222,7 @@ def run_worker(
     as a job is committed; it also polls every ``poll_s`` for retries and dead leases."""
     metrics = WorkerMetrics()
     if options.metrics_port is not None:
+        webhook_metrics.register_into(metrics.registry)
         start_http_server(options.metrics_port, registry=metrics.registry)
     config = RunnerConfig(
         batch_size=options.batch_size,

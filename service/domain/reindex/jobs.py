@@ -31,6 +31,7 @@ from retrieval.base import TemplateRow, VectorIndex
 from retrieval.templates import add_templates, ensure_model_index
 from service.core.problems import Conflict, NotFound, Unprocessable
 from service.db.model_rows import register_model
+from service.domain.events import REINDEX_COMPLETED, announce
 
 log = logging.getLogger(__name__)
 
@@ -226,8 +227,18 @@ def _write(
     return written
 
 
-def _record(engine: Engine, job_id: uuid.UUID, summary: RunSummary) -> None:
+def _record(
+    engine: Engine,
+    job_id: uuid.UUID,
+    summary: RunSummary,
+    done: tuple[uuid.UUID, str] | None = None,
+) -> None:
+    """The job's progress; with ``done`` (gallery, model), the end of the run, announced."""
     with engine.begin() as conn:
+        if done is not None:
+            data = {"gallery_id": str(done[0]), "to_model": done[1], "job_id": str(job_id),
+                    "embedded": summary.embedded, "failed": len(summary.failed)}  # fmt: skip
+            announce(conn, REINDEX_COMPLETED, data, done[0])
         conn.execute(
             text(
                 "UPDATE jobs SET result = COALESCE(result, '{}'::jsonb)"
@@ -294,7 +305,7 @@ def run(
             _record(engine, job_id, summary)
             if on_progress:
                 on_progress(progress)
-        _record(engine, job_id, summary)
+        _record(engine, job_id, summary, done=(gallery_id, model_id))
     return summary
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine, text
 from retrieval.base import VectorIndex
 from retrieval.templates import delete_templates
 from service.core.problems import Conflict, Unprocessable
+from service.domain.events import REINDEX_ACTIVATED, REINDEX_ROLLED_BACK, announce
 from service.domain.reindex.jobs import (
     REINDEX_KIND,
     gallery_row,
@@ -37,7 +38,7 @@ def activate(engine: Engine, *, gallery_id: uuid.UUID, force: bool = False) -> s
     (unless ``force``: they then stop matching until re-enrolled)."""
     with engine.begin() as conn:
         gallery = gallery_row(conn, gallery_id, lock=True)
-        new = gallery.pending_model_id
+        new, old_active = gallery.pending_model_id, gallery.active_model_id
         if new is None:
             raise Unprocessable(f"gallery {gallery_id} has no reindex to activate")
         total, done = todo_count(conn, gallery_id, new)
@@ -61,6 +62,8 @@ def activate(engine: Engine, *, gallery_id: uuid.UUID, force: bool = False) -> s
             ),
             {"kind": REINDEX_KIND, "g": gallery_id, "m": new},
         )
+        data = {"gallery_id": str(gallery_id), "model_id": new, "previous_model_id": old_active}
+        announce(conn, REINDEX_ACTIVATED, data, gallery_id)
         return str(new)
 
 
@@ -81,6 +84,9 @@ def rollback(engine: Engine, *, gallery_id: uuid.UUID) -> str:
             ),
             {"id": gallery_id},
         )
+        data = {"gallery_id": str(gallery_id), "model_id": old,
+                "previous_model_id": gallery.active_model_id}  # fmt: skip
+        announce(conn, REINDEX_ROLLED_BACK, data, gallery_id)
         return str(old)
 
 

@@ -1,0 +1,1 @@
+"""Webhooks: endpoints, the event outbox and signed at-least-once delivery."""
