@@ -38,8 +38,8 @@ class NoFace(FaceError):
 
 
 class MultipleFaces(FaceError):
-    def __init__(self, count: int) -> None:
-        super().__init__(f"{count} faces found; the image must show exactly one")
+    def __init__(self, count: int, detail: str | None = None) -> None:
+        super().__init__(detail or f"{count} faces found; the image must show exactly one")
         self.count = count
 
 

@@ -18,8 +18,10 @@ that runs alone may use more threads than one of several concurrent calls.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Sequence
+from types import ModuleType
 from typing import Protocol, get_args
 
 import numpy as np
@@ -29,6 +31,18 @@ from numpy.typing import NDArray
 from indexing.types import GraphRuntimeName
 
 RUNTIMES: tuple[str, ...] = get_args(GraphRuntimeName)
+
+
+def import_openvino() -> ModuleType:
+    """``openvino``, without its model converter. ``import openvino`` imports
+    ``openvino.tools.ovc``, which starts usage telemetry to Google Analytics unless the
+    user has opted out in ~/intel: a self-hosted biometric service must not call home,
+    and only ever reads ONNX, so the converter is kept out (openvino skips it on
+    ImportError)."""
+    sys.modules.setdefault("openvino.tools.ovc", None)  # type: ignore[arg-type]
+    import openvino
+
+    return openvino
 
 
 class GraphRuntime(Protocol):
@@ -104,7 +118,7 @@ class OnnxRuntimeGraph:
 def openvino_bf16_native() -> bool:
     """True when OpenVINO is installed and its CPU plugin reports native bf16."""
     try:
-        import openvino as ov
+        ov = import_openvino()
     except ImportError:
         return False
     try:
@@ -132,8 +146,7 @@ class OpenVinoGraph:
         *,
         intra_op_threads: int = 1,
     ) -> None:
-        import openvino as ov
-
+        ov = import_openvino()
         self._core = ov.Core()
         self._model = self._core.read_model(model_bytes)
         self._input = input_name

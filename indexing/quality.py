@@ -11,7 +11,9 @@ defaults; the face size limit comes from configuration):
 - exposure: mean grey level in [0.20, 0.85] and at most 25% of the face clipped to
   black or white;
 - pose: |yaw| ≤ 40° and |pitch| ≤ 30°, estimated from the landmarks (a coarse
-  geometric estimate: ±10°).
+  geometric estimate: ±10°);
+- framing: at most 10% of the face box outside the photo (a face cut off by the
+  frame is missing what the embedder reads).
 
 The overall ``score`` in [0, 1] is the product of one term per aspect, each 1 when
 comfortably inside its limit and falling to 0.5 at the limit; ``problems`` lists
@@ -38,13 +40,14 @@ _NOSE_DROP_FRONTAL = 0.77
 
 @dataclass(frozen=True)
 class QualityThresholds:
-    min_face_px: int = 80
-    min_sharpness: float = 15.0
+    min_face_px: int = 56
+    min_sharpness: float = 10.0
     min_brightness: float = 0.20
     max_brightness: float = 0.85
     max_clipped: float = 0.25
     max_yaw: float = 40.0
-    max_pitch: float = 30.0
+    max_pitch: float = 35.0
+    max_outside: float = 0.10
 
 
 def estimate_pose(landmarks: Landmarks) -> tuple[float, float]:
@@ -69,9 +72,24 @@ def _term(value: float, limit: float) -> float:
     return 1.0 / (1.0 + math.exp(x))
 
 
+def outside_fraction(bbox: BBox, width: int, height: int) -> float:
+    """Share of the box's area that lies outside a width × height photo."""
+    area = bbox.width * bbox.height
+    if area <= 0:
+        return 0.0
+    inside_w = max(0.0, min(bbox.right, width) - max(bbox.left, 0.0))
+    inside_h = max(0.0, min(bbox.bottom, height) - max(bbox.top, 0.0))
+    return 1.0 - inside_w * inside_h / area
+
+
 def assess(
-    bbox: BBox, landmarks: Landmarks, chip: NDArray[np.uint8], t: QualityThresholds
+    bbox: BBox,
+    landmarks: Landmarks,
+    chip: NDArray[np.uint8],
+    t: QualityThresholds,
+    frame: tuple[int, int] | None = None,
 ) -> Quality:
+    """``frame`` is the photo's (width, height), for the framing check."""
     grey = cv2.cvtColor(chip, cv2.COLOR_RGB2GRAY)
     h, w = grey.shape
     face = grey[h // 5 : h - h // 8, w // 5 : w - w // 5]  # the face, not the padding
@@ -80,6 +98,7 @@ def assess(
     clipped = float(((face <= 8) | (face >= 247)).mean())
     yaw, pitch = estimate_pose(landmarks)
     face_px = float(min(bbox.width, bbox.height))
+    outside = outside_fraction(bbox, *frame) if frame is not None else 0.0
 
     problems = []
     if face_px < t.min_face_px:
@@ -96,6 +115,11 @@ def assess(
         problems.append(f"head turned sideways: yaw {yaw:.0f}°, max {t.max_yaw:.0f}°")
     if abs(pitch) > t.max_pitch:
         problems.append(f"head tilted up or down: pitch {pitch:.0f}°, max {t.max_pitch:.0f}°")
+    if outside > t.max_outside:
+        problems.append(
+            f"face cut off by the frame: {outside:.0%} of it outside the photo, "
+            f"max {t.max_outside:.0%}: use a photo with the whole face in it"
+        )
 
     mid = (t.min_brightness + t.max_brightness) / 2
     half_range = (t.max_brightness - t.min_brightness) / 2
@@ -115,4 +139,5 @@ def assess(
         pitch=pitch,
         score=score,
         problems=problems,
+        outside=outside,
     )

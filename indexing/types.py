@@ -66,10 +66,13 @@ class Quality:
     pitch: float
     score: float
     problems: list[str] = field(default_factory=list)
+    # Share of the face box that lies outside the photo (a face cut off by the frame).
+    outside: float = 0.0
 
     def as_dict(self) -> dict[str, object]:
         return {
             "face_px": round(self.face_px, 1),
+            "outside": round(self.outside, 3),
             "sharpness": round(self.sharpness, 2),
             "brightness": round(self.brightness, 3),
             "yaw": round(self.yaw, 1),

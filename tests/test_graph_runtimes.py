@@ -64,3 +64,20 @@ def test_threads_batches_and_concurrent_callers_give_one_answer(
 def test_bad_thread_count_is_refused(model_bytes: bytes) -> None:
     with pytest.raises(ValueError, match="at least 1"):
         load_graph(model_bytes, INPUT_NAME, runtime="onnxruntime", intra_op_threads=0)
+
+
+def test_openvino_is_used_without_its_telemetry() -> None:
+    """``import openvino`` would start OpenVINO's usage telemetry (a forked sender
+    posting to Google Analytics); the service never lets it load."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from indexing.graph_runtimes import import_openvino, openvino_bf16_native\n"
+        "openvino_bf16_native()\n"
+        "assert import_openvino().Core is not None\n"
+        "assert 'openvino_telemetry' not in sys.modules, 'telemetry loaded'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

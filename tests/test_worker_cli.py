@@ -30,16 +30,18 @@ def _blank_jpeg() -> bytes:
 
 def _folder(root: Path) -> Path:
     """person/photo.jpg, linking the shared photos (never copying them), plus a photo with
-    no face, a low-resolution one and a file that is not an image."""
+    no face, a face cut off by the frame and a file that is not an image."""
     root.mkdir()
     for person, names in {
         "biden": ["biden1.jpg", "biden2.jpg"],
         "kit_harington": ["kit1.jpg", "kit2.jpg"],
-        "obama": ["obama1.jpg", "obama6_240p.jpg"],
+        "obama": ["obama1.jpg"],
     }.items():
         (root / person).mkdir()
         for name in names:
             (root / person / name).symlink_to(IDS / person / name)
+    # A face cut off by the frame: refused as low quality.
+    (root / "obama" / "partial.jpg").symlink_to(IDS.parent / "hard" / "obama_partial_face.jpg")
     (root / "nobody").mkdir()
     (root / "nobody" / "wall.jpg").write_bytes(_blank_jpeg())
     (root / "nobody" / "notes.png").write_bytes(b"this is not a png")

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from indexing.face_choice import FaceSelector
 from service.cli.common import batch_components, console, fail, progress_bar
 from service.core.logging import configure_logging
 from service.core.problems import Problem
@@ -37,8 +38,15 @@ def enroll(
         ),
     ] = 1,
     batch_size: Annotated[int, typer.Option(min=1, help="Batch size of those workers.")] = 32,
+    face: Annotated[
+        str,
+        typer.Option(
+            help="Which face of a photo: auto (the one that dominates it; photos where none"
+            " does are refused), single (exactly one) or largest."
+        ),
+    ] = "auto",
     allow_multiple: Annotated[
-        bool, typer.Option(help="Take the largest face of photos with several.")
+        bool, typer.Option(hidden=True, help="Older spelling of --face largest.")
     ] = False,
     timeout_s: Annotated[
         float | None, typer.Option(help="Stop waiting after this long (jobs keep running).")
@@ -53,6 +61,11 @@ def enroll(
     from service.worker import bulk_enroll
     from service.worker.loop import WorkerOptions, run_worker
 
+    if face not in ("auto", "single", "largest"):
+        raise typer.BadParameter(
+            f"must be auto, single or largest, not {face!r}", param_hint="--face"
+        )
+    selector = FaceSelector.parse("largest" if allow_multiple else face)
     settings = get_settings()
     configure_logging("WARNING")
     photos = bulk_enroll.scan(directory)
@@ -81,7 +94,7 @@ def enroll(
                     sessions,
                     gallery_id=gallery,
                     photos=photos,
-                    allow_multiple=allow_multiple,
+                    face=selector,
                     on_submitted=lambda n: progress.advance(queued, n),
                 )
                 embedded = progress.add_task("embed", total=len(submitted.job_ids), rate="")

@@ -75,7 +75,7 @@ class Settings(BaseSettings):
         "the API serves alone (with others in flight: intra_op_threads). Lowers the "
         "latency of a lightly loaded service; batch workers use intra_op_threads only.",
     )
-    min_face_px: int = Field(default=80, description="Smallest face (pixels) enrollment accepts.")
+    min_face_px: int = Field(default=56, description="Smallest face (pixels) enrollment accepts.")
     flip_average: bool = Field(
         default=False,
         description="Average each face's embedding with its mirror image's. Doubles the "

@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from indexing.pipeline import AnalyzedFace, select_enrollment_face
+from indexing.face_choice import FaceChoice, FaceSelector, select_enrollment_face
+from indexing.pipeline import AnalyzedFace
 from retrieval.base import TemplateRow
 from retrieval.templates import add_templates
 from service.core.principal import Principal
@@ -57,15 +58,19 @@ def analyze_for_enrollment(
     image: bytes,
     *,
     model_ids: list[str],
-    allow_multiple: bool,
+    face: FaceSelector,
     check_quality: bool = True,
-) -> AnalyzedFace:
-    """Decode, detect and embed; exactly one face of enrollable quality, or the largest
-    when ``allow_multiple``. Raises the pipeline's typed errors."""
+) -> FaceChoice[AnalyzedFace]:
+    """Decode, detect and embed; the face ``face`` selects (by default the one that
+    dominates the photo), of enrollable quality, and the others found. Raises the
+    pipeline's typed errors."""
     faces = components.pipeline.analyze(image, model_ids=model_ids)
-    if allow_multiple and faces:
-        faces = faces[:1]  # sorted largest first
-    return select_enrollment_face(faces, check_quality=check_quality)
+    return select_enrollment_face(faces, face, check_quality=check_quality)
+
+
+def other_faces(choice: FaceChoice[AnalyzedFace]) -> list[dict[str, float]]:
+    """The boxes of the faces found but not used, most prominent first."""
+    return [f.bbox.as_dict() for f in choice.others]
 
 
 def check_duplicate(session: Session, subject: Subject, digest: str) -> None:

@@ -8,6 +8,7 @@ from collections import defaultdict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from indexing.face_choice import FaceSelector
 from service.core.principal import Principal
 from service.core.problems import NotFound
 from service.db.models import Face, Gallery, Template
@@ -20,8 +21,8 @@ from service.domain.schemas import JobAccepted
 from service.domain.subjects import gallery_and_subject
 from service.jobs import queue
 
-# The job the worker runs for `?async=true`: payload {"face_id", "allow_multiple",
-# "check_quality"}.
+# The job the worker runs for `?async=true`: payload {"face_id", "face" (a
+# FaceSelector's text), "check_quality"}.
 ENROLL_JOB = "enroll_face"
 
 
@@ -33,20 +34,16 @@ def enroll_sync(
     gallery_id: uuid.UUID,
     subject_id: uuid.UUID,
     image: bytes,
-    allow_multiple: bool,
+    face: FaceSelector,
     check_quality: bool = True,
-) -> tuple[Face, list[str], str]:
+) -> tuple[Face, list[str], str, list[dict[str, float]]]:
     """Runs in a worker thread: lookups first (404 before any CPU work), then analysis,
     then the writes, committed here so the response reports what is stored."""
     gallery, subject = gallery_and_subject(session, principal, gallery_id, subject_id)
     model_ids = enrollment.gallery_model_ids(gallery)
     enrollment.check_duplicate(session, subject, enrollment.sha256(image))
-    analyzed = enrollment.analyze_for_enrollment(
-        components,
-        image,
-        model_ids=model_ids,
-        allow_multiple=allow_multiple,
-        check_quality=check_quality,
+    choice = enrollment.analyze_for_enrollment(
+        components, image, model_ids=model_ids, face=face, check_quality=check_quality
     )
     enrolled = enrollment.record_enrollment(
         session,
@@ -55,10 +52,15 @@ def enroll_sync(
         gallery=gallery,
         subject=subject,
         image=image,
-        analyzed=analyzed,
+        analyzed=choice.face,
     )
     session.commit()
-    return enrolled.face, enrolled.model_ids, gallery.active_model_id
+    return (
+        enrolled.face,
+        enrolled.model_ids,
+        gallery.active_model_id,
+        enrollment.other_faces(choice),
+    )
 
 
 def enroll_async(
@@ -69,28 +71,28 @@ def enroll_async(
     gallery_id: uuid.UUID,
     subject_id: uuid.UUID,
     image: bytes,
-    allow_multiple: bool,
+    face: FaceSelector,
     check_quality: bool = True,
 ) -> JobAccepted:
     gallery, subject = gallery_and_subject(session, principal, gallery_id, subject_id)
     # Reject what cannot be an image before accepting the job (cheap: no detection).
     components.pipeline.decode(image)
-    face = enrollment.store_pending(
+    row = enrollment.store_pending(
         session, components, principal=principal, gallery=gallery, subject=subject, image=image
     )
     job_id = queue.enqueue(
         session,
         kind=ENROLL_JOB,
         payload={
-            "face_id": str(face.id),
-            "allow_multiple": allow_multiple,
+            "face_id": str(row.id),
+            "face": face.as_text(),
             "check_quality": check_quality,
         },
         gallery_id=gallery.id,
         created_by=f"{principal.kind}:{principal.id}",
     )
     session.commit()
-    return JobAccepted(job_id=job_id, status=queue.QUEUED, face_id=face.id)
+    return JobAccepted(job_id=job_id, status=queue.QUEUED, face_id=row.id)
 
 
 def _model_ids(session: Session, face_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[str]]:

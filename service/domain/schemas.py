@@ -84,6 +84,8 @@ class FacePublic(BaseModel):
     model_id: str | None
     model_ids: list[str]
     created_at: datetime
+    # On the enrolment's own answer: boxes of the faces found but not enrolled.
+    other_faces: list[BBoxOut] | None = None
 
 
 class FacePage(BaseModel):

@@ -15,6 +15,7 @@ from fastapi import Request
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
+from indexing.face_choice import BadFaceSelector, FaceSelector
 from service.core.problems import (
     MissingImage,
     PayloadTooLarge,
@@ -166,3 +167,14 @@ def parse_fields(model: type[M], fields: dict[str, object]) -> M:
         return model.model_validate(fields)
     except ValidationError as exc:
         raise validation_problem(exc.errors(), "the request fields are malformed") from exc
+
+
+def face_selector(value: str) -> FaceSelector:
+    """The ``face`` query parameter; a 422 validation problem if it is neither a mode
+    nor a box."""
+    try:
+        return FaceSelector.parse(value)
+    except BadFaceSelector as exc:
+        raise validation_problem(
+            [{"loc": ["query", "face"], "msg": str(exc), "type": "value_error"}], str(exc)
+        ) from exc

@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from indexing.errors import ImageError
+from indexing.face_choice import FaceSelector
 from service.core.principal import Principal, Role
 from service.core.problems import NotFound
 from service.domain import subjects
@@ -69,7 +70,7 @@ def submit(
     *,
     gallery_id: uuid.UUID,
     photos: list[tuple[str, Path]],
-    allow_multiple: bool = False,
+    face: FaceSelector = FaceSelector(),
     on_submitted: Callable[[int], None] | None = None,
 ) -> Submitted:
     """Store each original and queue its job (one transaction per photo, so a crash
@@ -89,7 +90,7 @@ def submit(
                     gallery_id=gallery_id,
                     subject_id=subject_ids[person],
                     image=photo.read_bytes(),
-                    allow_multiple=allow_multiple,
+                    face=face,
                 )
                 out.job_ids.append(accepted.job_id)
             except DuplicateFace:

@@ -21,8 +21,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from indexing.errors import FaceError, ImageError, LowQuality, MultipleFaces, NoFace
+from indexing.face_choice import BadFaceSelector, FaceSelector, select_enrollment_face
 from indexing.image_store import ImageStoreError
-from indexing.pipeline import AnalyzedFace, FacePipeline, select_enrollment_face
+from indexing.pipeline import AnalyzedFace, FacePipeline
 from service.db.models import Face, Gallery
 from service.domain.components import Components
 from service.domain.enrollment import complete_pending, fail_pending, gallery_model_ids
@@ -66,6 +67,7 @@ class PreparedEnrollment:
     face_id: uuid.UUID
     analyzed: AnalyzedFace
     model_ids: tuple[str, ...]
+    other_faces: list[dict[str, float]]
 
 
 @dataclass(frozen=True)
@@ -74,8 +76,16 @@ class _Pending:
     face_id: uuid.UUID
     image_key: str
     model_ids: tuple[str, ...]
-    allow_multiple: bool
+    face: FaceSelector
     check_quality: bool
+
+
+def job_face_selector(payload: dict[str, Any]) -> FaceSelector:
+    """The job's ``face``; jobs queued before it existed carry ``allow_multiple``
+    (true: the largest face; false: exactly one)."""
+    if "face" in payload:
+        return FaceSelector.parse(str(payload["face"]))
+    return FaceSelector(mode="largest" if payload.get("allow_multiple") else "single")
 
 
 def _permanent(exc: Exception) -> PermanentJobError:
@@ -85,7 +95,7 @@ def _permanent(exc: Exception) -> PermanentJobError:
 
 class EnrollmentHandler:
     """``enroll_face`` jobs, written by :func:`service.domain.faces.enroll_async` (payload
-    ``{"face_id", "allow_multiple"}``, optionally ``"check_quality"``): the pending face's
+    ``{"face_id", "face"}``, optionally ``"check_quality"``): the pending face's
     original is analysed in a batch and :func:`service.domain.enrollment.complete_pending` writes
     the result."""
 
@@ -110,9 +120,13 @@ class EnrollmentHandler:
                 out.append(PermanentJobError("face_deleted", f"face {face_id} no longer exists"))
                 continue
             models = tuple(m for m in (row.active_model_id, row.pending_model_id) if m)
-            allow = bool(job.payload.get("allow_multiple", False))
+            try:
+                selector = job_face_selector(job.payload)
+            except BadFaceSelector as exc:
+                out.append(PermanentJobError("bad_request", str(exc)))
+                continue
             check = bool(job.payload.get("check_quality", True))
-            out.append(_Pending(job, face_id, row.image_key, models, allow, check))
+            out.append(_Pending(job, face_id, row.image_key, models, selector, check))
         return out
 
     def prepare(self, jobs: Sequence[ClaimedJob]) -> list[Any]:
@@ -141,12 +155,12 @@ class EnrollmentHandler:
     def _select(item: _Pending, faces: list[AnalyzedFace] | ImageError) -> Any:
         if isinstance(faces, Exception):
             return _permanent(faces)
-        chosen = list(faces)[:1] if item.allow_multiple else list(faces)
         try:
-            face = select_enrollment_face(chosen, check_quality=item.check_quality)
+            choice = select_enrollment_face(faces, item.face, check_quality=item.check_quality)
         except FaceError as exc:
             return _permanent(exc)
-        return PreparedEnrollment(item.face_id, face, item.model_ids)
+        others = [f.bbox.as_dict() for f in choice.others]
+        return PreparedEnrollment(item.face_id, choice.face, item.model_ids, others)
 
     def apply(self, session: Session, job: ClaimedJob, prepared: Any) -> dict[str, Any]:
         assert isinstance(prepared, PreparedEnrollment)
@@ -173,6 +187,7 @@ class EnrollmentHandler:
             "model_ids": needed,
             "bbox": face.bbox,
             "quality_score": face.quality_score,
+            "other_faces": prepared.other_faces,
         }
         return {**payload, "faces": 1}
 

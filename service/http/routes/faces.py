@@ -11,12 +11,17 @@ from service.db.models import Face
 from service.domain import faces
 from service.domain.schemas import FacePage, FacePublic, JobAccepted
 from service.http.deps import ComponentsDep, OperatorPrincipal, SessionDep
-from service.http.uploads import image_request_body, read_upload
+from service.http.uploads import face_selector, image_request_body, read_upload
 
 router = APIRouter(prefix="/v1/galleries/{gallery_id}/subjects/{subject_id}/faces", tags=["faces"])
 
 
-def face_public(row: Face, model_ids: list[str], active_model: str | None) -> FacePublic:
+def face_public(
+    row: Face,
+    model_ids: list[str],
+    active_model: str | None,
+    other_faces: list[dict[str, float]] | None = None,
+) -> FacePublic:
     return FacePublic(
         id=row.id,
         subject_id=row.subject_id,
@@ -28,6 +33,7 @@ def face_public(row: Face, model_ids: list[str], active_model: str | None) -> Fa
         model_id=active_model if active_model in model_ids else None,
         model_ids=model_ids,
         created_at=row.created_at,
+        other_faces=other_faces,
     )
 
 
@@ -45,7 +51,17 @@ async def enroll(
     principal: OperatorPrincipal,
     session: SessionDep,
     components: ComponentsDep,
-    allow_multiple: bool = Query(False, description="Use the largest face when there are several."),
+    face: str = Query(
+        "auto",
+        description=(
+            "Which face to enrol: `auto` (the one that dominates the photo by size and "
+            "position; refused when none does), `single` (exactly one face or 422), "
+            "`largest`, or a box `x,y,w,h` in pixels (the face overlapping it best)."
+        ),
+    ),
+    allow_multiple: bool = Query(
+        False, deprecated=True, description="Older spelling of `face=largest`."
+    ),
     check_quality: bool = Query(
         True, description="Refuse faces below the quality thresholds (size, blur, exposure, pose)."
     ),
@@ -53,25 +69,25 @@ async def enroll(
         False, alias="async", description="Store now, embed in the worker: 202 with a job id."
     ),
 ) -> FacePublic | JSONResponse:
+    selector = face_selector("largest" if allow_multiple else face)
     upload = await read_upload(request)
     image = upload.image()
     if run_async:
         accepted = await components.run_cpu(
             lambda: faces.enroll_async(
                 session, components, principal=principal, gallery_id=gallery_id,
-                subject_id=subject_id, image=image, allow_multiple=allow_multiple,
+                subject_id=subject_id, image=image, face=selector,
                 check_quality=check_quality,
             )
         )  # fmt: skip
         return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
-    face, model_ids, active = await components.run_cpu(
+    row, model_ids, active, others = await components.run_cpu(
         lambda: faces.enroll_sync(
             session, components, principal=principal, gallery_id=gallery_id,
-            subject_id=subject_id, image=image, allow_multiple=allow_multiple,
-                check_quality=check_quality,
+            subject_id=subject_id, image=image, face=selector, check_quality=check_quality,
         )
     )  # fmt: skip
-    return face_public(face, model_ids, active)
+    return face_public(row, model_ids, active, others)
 
 
 @router.get("", response_model=FacePage)
