@@ -55,6 +55,21 @@ SELECT
 FROM public.verifications v
 """
 
+# The Wilson score interval (95%) of k successes in n trials: a rate is never reported
+# without it; unlike the normal approximation it stays inside [0, 1] at k = 0 or k = n.
+WILSON = """
+CREATE FUNCTION analytics.wilson(k bigint, n bigint, OUT low float8, OUT high float8)
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT
+        CASE WHEN n = 0 THEN NULL ELSE greatest(0.0, (p + z*z/(2*n)
+            - z * sqrt(p*(1-p)/n + z*z/(4.0*n*n))) / (1 + z*z/n)) END,
+        CASE WHEN n = 0 THEN NULL ELSE least(1.0, (p + z*z/(2*n)
+            + z * sqrt(p*(1-p)/n + z*z/(4.0*n*n))) / (1 + z*z/n)) END
+    FROM (SELECT CASE WHEN n = 0 THEN 0.0 ELSE k::float8 / n END AS p,
+                 1.959963984540054::float8 AS z) c
+$$
+"""
+
 # One row per (UTC day, gallery, kind, model, caller). Days the history no longer holds
 # (pruned) come from their aggregates, kept in verification_days when they were pruned.
 DAILY = """
@@ -146,6 +161,12 @@ def upgrade() -> None:
         "CREATE VIEW analytics.models AS"
         " SELECT id, dim, metric, threshold, version, created_at FROM public.models"
     )
+    op.execute(
+        "CREATE VIEW analytics.enrolments AS"
+        " SELECT id, gallery_id, subject_id, status, quality_score, created_at"
+        " FROM public.faces"
+    )
+    op.execute(WILSON)
     op.execute(DAILY)
     # REFRESH ... CONCURRENTLY needs a unique index; NULL galleries and models (a verify
     # of two images has no gallery) are one group each, hence NULLS NOT DISTINCT.
@@ -187,7 +208,8 @@ $$""")
 
 def downgrade() -> None:
     op.execute("DROP MATERIALIZED VIEW analytics.daily")
-    for view in ("models", "galleries", "decisions"):
+    op.execute("DROP FUNCTION analytics.wilson(bigint, bigint)")
+    for view in ("enrolments", "models", "galleries", "decisions"):
         op.execute(f"DROP VIEW analytics.{view}")
     op.execute("DROP SCHEMA analytics")
     # Other databases of the cluster may still grant to the role: then it stays.
