@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from service.cli.analytics import analytics_app, history_app
 from service.cli.enroll import enroll
 from service.cli.index import index_app
 from service.cli.models import models_app
@@ -37,6 +38,8 @@ app.add_typer(index_app, name="index")
 app.add_typer(users_app, name="users")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(reindex_app, name="reindex")
+app.add_typer(analytics_app, name="analytics")
+app.add_typer(history_app, name="history")
 app.command("worker")(worker)
 app.command("enroll")(enroll)
 

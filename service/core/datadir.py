@@ -99,3 +99,13 @@ class ServeLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def analyst_password(settings: Settings) -> str:
+    """The analyst role's password, generated once into the data directory (mode 0600)
+    so that ``faceprint analytics url`` prints the same DSN every time."""
+    secret_dir = ensure_data_dir(settings.data_dir) / "secrets"
+    secret_dir.mkdir(mode=0o700, exist_ok=True)
+    return _read_or_create_secret(
+        secret_dir / "analyst_password", secrets.token_urlsafe(24).encode()
+    ).decode()

@@ -128,6 +128,12 @@ class Settings(BaseSettings):
         description="Events whose every delivery succeeded are deleted after this many days "
         "(failed ones are kept for recover).",
     )
+    history_retention_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="The default of `faceprint history prune`: history older than this "
+        "many days is deleted, its daily aggregates kept.",
+    )
     webhook_poll_s: float = Field(
         default=1.0, description="How often an idle dispatcher looks for due retries."
     )

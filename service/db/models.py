@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -34,6 +36,11 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+# The ground-truth labels a reviewer may put on a history row.
+GROUND_TRUTH = ("genuine", "impostor", "attack", "bona_fide")
+GROUND_TRUTH_SQL = "(" + ", ".join(f"'{label}'" for label in GROUND_TRUTH) + ")"
 
 
 class Base(DeclarativeBase):
@@ -189,10 +196,22 @@ class IndexOutbox(Base):
 
 
 class Verification(Base):
-    """Verification history: every verify and search decision, for audit and SQL analytics."""
+    """Verification history: every verify and search decision, for audit and SQL analytics
+    (the ``analytics`` views of migration 0006 read it)."""
 
     __tablename__ = "verifications"
-    __table_args__ = (Index("ix_verifications_gallery_created", "gallery_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_verifications_gallery_created", "gallery_id", "created_at"),
+        # Appended in time order: BRIN narrows a time range at a tiny insert cost.
+        Index("ix_verifications_created_brin", "created_at", postgresql_using="brin"),
+        Index(
+            "ix_verifications_labelled",
+            "model_id",
+            "created_at",
+            postgresql_where=text("label IS NOT NULL"),
+        ),
+        CheckConstraint(f"label IN {GROUND_TRUTH_SQL}", name="label"),
+    )
     id: Mapped[uuid.UUID] = _uuid_pk()
     created_at: Mapped[datetime] = _created()
     kind: Mapped[str] = mapped_column(String(16))  # verify | search | liveness
@@ -214,6 +233,35 @@ class Verification(Base):
     liveness_score: Mapped[float | None] = mapped_column(Float)
     liveness_signals: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     latency_ms: Mapped[float | None] = mapped_column(Float)
+    # Ground truth from a review: genuine / impostor (was the match right?), attack /
+    # bona_fide (was the liveness decision right?); who said so, and when.
+    label: Mapped[str | None] = mapped_column(String(16))
+    label_note: Mapped[str | None] = mapped_column(Text)
+    labelled_by: Mapped[str | None] = mapped_column(String(100))
+    labelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class VerificationDay(Base):
+    """The daily aggregates of history days that retention pruned (``analytics.daily``
+    reads them with the live days), so totals outlive the rows."""
+
+    __tablename__ = "verification_days"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    day: Mapped[date] = mapped_column(Date, index=True)
+    gallery_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    kind: Mapped[str] = mapped_column(String(16))
+    model_id: Mapped[str | None] = mapped_column(String(64))
+    principal_type: Mapped[str] = mapped_column(String(16))
+    principal_id: Mapped[str] = mapped_column(String(64))
+    decisions: Mapped[int] = mapped_column(BigInteger)
+    matches: Mapped[int] = mapped_column(BigInteger)
+    liveness_live: Mapped[int] = mapped_column(BigInteger)
+    liveness_checked: Mapped[int] = mapped_column(BigInteger)
+    labelled: Mapped[int] = mapped_column(BigInteger)
+    mean_similarity: Mapped[float | None] = mapped_column(Float)
+    mean_latency_ms: Mapped[float | None] = mapped_column(Float)
+    p50_latency_ms: Mapped[float | None] = mapped_column(Float)
+    p95_latency_ms: Mapped[float | None] = mapped_column(Float)
 
 
 class Webhook(Base):

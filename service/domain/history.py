@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -16,6 +16,7 @@ from service.core.problems import NotFound
 from service.core.request_context import current_request_id
 from service.db.models import Verification
 from service.db.pagination import page, paginate
+from service.domain import audit
 from service.domain.events import announce_decision
 
 
@@ -99,4 +100,37 @@ def get(session: Session, principal: Principal, verification_id: uuid.UUID) -> V
     row = session.scalar(_scoped(principal).where(Verification.id == verification_id))
     if row is None:
         raise NotFound(f"no verification {verification_id}")
+    return row
+
+
+def set_label(
+    session: Session,
+    principal: Principal,
+    verification_id: uuid.UUID,
+    *,
+    label: str | None,
+    note: str | None,
+) -> Verification:
+    """Record a reviewer's ground truth on one decision (operator, within its galleries),
+    with who said so and when, and audit it: the error-rate reports count it from now on.
+    A label of ``None`` withdraws the previous one."""
+    row = session.scalar(
+        _scoped(principal).where(Verification.id == verification_id).with_for_update()
+    )
+    if row is None:
+        raise NotFound(f"no verification {verification_id}")
+    previous = row.label
+    row.label = label
+    row.label_note = note if label is not None else None
+    row.labelled_by = f"{principal.kind}:{principal.id}" if label is not None else None
+    row.labelled_at = datetime.now(UTC) if label is not None else None
+    audit.record(
+        session,
+        actor=principal,
+        action="verification.label",
+        target_type="verification",
+        target_id=str(row.id),
+        details={"label": label, "previous": previous, "note": note},
+    )
+    session.flush()
     return row

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -172,6 +172,20 @@ class VerificationPublic(BaseModel):
     liveness_score: float | None
     liveness_signals: dict[str, Any] | None
     latency_ms: float | None
+    label: str | None = None
+    label_note: str | None = None
+    labelled_by: str | None = None
+    labelled_at: datetime | None = None
+
+
+class VerificationLabel(BaseModel):
+    """``PATCH /v1/verifications/{id}``: what a review found. ``genuine`` / ``impostor``
+    say whether the probe was the claimed (or found) person; ``attack`` / ``bona_fide``
+    whether the presentation was a spoof. ``label: null`` takes a label back."""
+
+    model_config = ConfigDict(extra="forbid")
+    label: Literal["genuine", "impostor", "attack", "bona_fide"] | None
+    note: str | None = Field(None, max_length=2000)
 
 
 class VerificationPage(BaseModel):

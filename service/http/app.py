@@ -21,6 +21,7 @@ from service.http.container import Container
 from service.http.errors import install_problem_handlers
 from service.http.middleware import RequestContextMiddleware
 from service.http.ratelimit import PrincipalRateLimit
+from service.http.routes import analytics as analytics_api
 from service.http.routes import (
     api_keys,
     auth,
@@ -102,6 +103,7 @@ def create_app(
         matching.router,
         verifications.router,
         webhooks.router,
+        analytics_api.router,
     ):
         app.include_router(router, dependencies=[PrincipalRateLimit])
     return app

@@ -1,4 +1,4 @@
-"""GET /v1/verifications, GET /v1/verifications/{id}."""
+"""GET /v1/verifications, GET and PATCH /v1/verifications/{id}."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Literal
 from fastapi import APIRouter, Query
 
 from service.domain import history
-from service.domain.schemas import VerificationPage, VerificationPublic
-from service.http.deps import ClientPrincipal, SessionDep
+from service.domain.schemas import VerificationLabel, VerificationPage, VerificationPublic
+from service.http.deps import ClientPrincipal, OperatorPrincipal, SessionDep
 
 router = APIRouter(prefix="/v1/verifications", tags=["history"])
 
@@ -45,4 +45,17 @@ def get_verification(
     verification_id: uuid.UUID, principal: ClientPrincipal, session: SessionDep
 ) -> VerificationPublic:
     row = history.get(session, principal, verification_id)
+    return VerificationPublic.model_validate(row, from_attributes=True)
+
+
+@router.patch("/{verification_id}", response_model=VerificationPublic)
+def label_verification(
+    verification_id: uuid.UUID,
+    body: VerificationLabel,
+    principal: OperatorPrincipal,
+    session: SessionDep,
+) -> VerificationPublic:
+    """Set the ground truth of one decision (operators, in their galleries): the
+    analytics reports compute FMR, FNMR, APCER and BPCER from these labels."""
+    row = history.set_label(session, principal, verification_id, label=body.label, note=body.note)
     return VerificationPublic.model_validate(row, from_attributes=True)
