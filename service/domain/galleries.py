@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 
 from sqlalchemy import func, select
@@ -16,6 +17,7 @@ from service.db.pagination import page, paginate
 from service.domain.audit import record
 from service.domain.components import Components
 from service.domain.erasure import erase_gallery
+from service.domain.schemas import OpenSetEstimate
 
 
 def get_visible(session: Session, principal: Principal, gallery_id: uuid.UUID) -> Gallery:
@@ -83,6 +85,19 @@ def list_page(
         query, created_col=Gallery.created_at, id_col=Gallery.id, limit=limit, cursor=cursor
     )
     return page(session.scalars(query).all(), limit)
+
+
+def open_set_estimate(components: Components, gallery: Gallery, subjects: int) -> OpenSetEstimate:
+    """How often a search for someone not enrolled will still answer with a candidate, at
+    the model's threshold: 1 - (1 - FMR)^N for N subjects, comparisons taken as
+    independent. On lfw-dev that overestimates (77% predicted, 48% measured at 1,467
+    subjects: ``benchmarks/open_set.py``), so read it as an upper bound."""
+    spec = components.pipeline.spec(gallery.active_model_id)
+    fmr = min(max(spec.target_fmr, 0.0), 1.0 - 1e-12)
+    fpir = -math.expm1(subjects * math.log1p(-fmr)) if subjects else 0.0
+    return OpenSetEstimate(
+        subjects=subjects, threshold=spec.threshold, fmr=spec.target_fmr, expected_fpir=fpir
+    )
 
 
 def subject_count(session: Session, gallery_id: uuid.UUID) -> int:

@@ -20,6 +20,17 @@ class GalleryCreate(BaseModel):
     )
 
 
+class OpenSetEstimate(BaseModel):
+    """What a search without a ``threshold`` risks at the gallery's current size."""
+
+    subjects: int
+    threshold: float
+    fmr: float
+    # Share of searches for someone not enrolled that still return a candidate (an
+    # upper bound: comparisons taken as independent).
+    expected_fpir: float
+
+
 class GalleryPublic(BaseModel):
     model_config = ConfigDict(protected_namespaces=())
     id: uuid.UUID
@@ -29,6 +40,8 @@ class GalleryPublic(BaseModel):
     store_probes: bool
     created_at: datetime
     subject_count: int | None = None
+    # On GET /v1/galleries/{id}: the open-set risk at the gallery's size.
+    open_set: OpenSetEstimate | None = None
 
 
 class GalleryPage(BaseModel):

@@ -12,6 +12,7 @@ from service.domain.schemas import (
     GalleryCreate,
     GalleryPage,
     GalleryPublic,
+    OpenSetEstimate,
     SubjectCreate,
     SubjectPage,
     SubjectPublic,
@@ -22,7 +23,9 @@ from service.http.deps import ComponentsDep, OperatorPrincipal, SessionDep
 router = APIRouter(prefix="/v1/galleries", tags=["galleries"])
 
 
-def gallery_public(row: Gallery, subject_count: int | None = None) -> GalleryPublic:
+def gallery_public(
+    row: Gallery, subject_count: int | None = None, open_set: OpenSetEstimate | None = None
+) -> GalleryPublic:
     return GalleryPublic(
         id=row.id,
         name=row.name,
@@ -31,6 +34,7 @@ def gallery_public(row: Gallery, subject_count: int | None = None) -> GalleryPub
         store_probes=row.store_probes,
         created_at=row.created_at,
         subject_count=subject_count,
+        open_set=open_set,
     )
 
 
@@ -78,10 +82,14 @@ def list_galleries(
 
 @router.get("/{gallery_id}", response_model=GalleryPublic)
 def get_gallery(
-    gallery_id: uuid.UUID, principal: OperatorPrincipal, session: SessionDep
+    gallery_id: uuid.UUID,
+    principal: OperatorPrincipal,
+    session: SessionDep,
+    components: ComponentsDep,
 ) -> GalleryPublic:
     row = galleries.get_visible(session, principal, gallery_id)
-    return gallery_public(row, galleries.subject_count(session, gallery_id))
+    count = galleries.subject_count(session, gallery_id)
+    return gallery_public(row, count, galleries.open_set_estimate(components, row, count))
 
 
 @router.delete("/{gallery_id}", status_code=status.HTTP_204_NO_CONTENT)
