@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from indexing.face_choice import FaceChoice, FaceSelector, select_enrollment_face
 from indexing.pipeline import AnalyzedFace
 from retrieval.base import TemplateRow
+from retrieval.ranking import search_subjects
 from retrieval.templates import add_templates
 from service.core.principal import Principal
 from service.core.problems import Conflict
@@ -32,6 +33,10 @@ from service.domain.events import ENROLLMENT_COMPLETED, ENROLLMENT_FAILED, annou
 
 class DuplicateFace(Conflict):
     slug, title = "duplicate-face", "Photo already enrolled"
+
+
+class DuplicateIdentity(Conflict):
+    slug, title = "duplicate-identity", "Face already enrolled as another subject"
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,34 @@ def analyze_for_enrollment(
 def other_faces(choice: FaceChoice[AnalyzedFace]) -> list[dict[str, float]]:
     """The boxes of the faces found but not used, most prominent first."""
     return [f.bbox.as_dict() for f in choice.others]
+
+
+def check_identity_unique(
+    session: Session,
+    components: Components,
+    gallery: Gallery,
+    subject_id: uuid.UUID,
+    analyzed: AnalyzedFace,
+) -> None:
+    """``?dedupe=true``: refuse a face that matches another subject of the gallery at the
+    model's threshold (one person enrolled under two identities, the check KYC runs)."""
+    model_id = gallery.active_model_id
+    vector = analyzed.embeddings.get(model_id)
+    if vector is None:
+        return
+    threshold = components.pipeline.spec(model_id).threshold
+    hits = search_subjects(
+        session.connection(), components.index, vector, gallery_id=gallery.id,
+        model_id=model_id, k=2, threshold=threshold,
+    )  # fmt: skip
+    other = next((h for h in hits if h.subject_id != subject_id), None)
+    if other is not None:
+        raise DuplicateIdentity(
+            f"this face matches subject {other.subject_id} of the gallery (similarity "
+            f"{other.similarity:.4f}, threshold {threshold})",
+            subject_id=str(other.subject_id),
+            similarity=round(float(other.similarity), 4),
+        )
 
 
 def check_duplicate(session: Session, subject: Subject, digest: str) -> None:

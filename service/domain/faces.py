@@ -22,7 +22,7 @@ from service.domain.subjects import gallery_and_subject
 from service.jobs import queue
 
 # The job the worker runs for `?async=true`: payload {"face_id", "face" (a
-# FaceSelector's text), "check_quality"}.
+# FaceSelector's text), "check_quality", "dedupe"}.
 ENROLL_JOB = "enroll_face"
 
 
@@ -36,6 +36,7 @@ def enroll_sync(
     image: bytes,
     face: FaceSelector,
     check_quality: bool = True,
+    dedupe: bool = False,
 ) -> tuple[Face, list[str], str, list[dict[str, float]]]:
     """Runs in a worker thread: lookups first (404 before any CPU work), then analysis,
     then the writes, committed here so the response reports what is stored."""
@@ -45,6 +46,8 @@ def enroll_sync(
     choice = enrollment.analyze_for_enrollment(
         components, image, model_ids=model_ids, face=face, check_quality=check_quality
     )
+    if dedupe:
+        enrollment.check_identity_unique(session, components, gallery, subject.id, choice.face)
     enrolled = enrollment.record_enrollment(
         session,
         components,
@@ -73,6 +76,7 @@ def enroll_async(
     image: bytes,
     face: FaceSelector,
     check_quality: bool = True,
+    dedupe: bool = False,
 ) -> JobAccepted:
     gallery, subject = gallery_and_subject(session, principal, gallery_id, subject_id)
     # Reject what cannot be an image before accepting the job (cheap: no detection).
@@ -87,6 +91,7 @@ def enroll_async(
             "face_id": str(row.id),
             "face": face.as_text(),
             "check_quality": check_quality,
+            "dedupe": dedupe,
         },
         gallery_id=gallery.id,
         created_by=f"{principal.kind}:{principal.id}",

@@ -26,7 +26,13 @@ from indexing.image_store import ImageStoreError
 from indexing.pipeline import AnalyzedFace, FacePipeline
 from service.db.models import Face, Gallery
 from service.domain.components import Components
-from service.domain.enrollment import complete_pending, fail_pending, gallery_model_ids
+from service.domain.enrollment import (
+    DuplicateIdentity,
+    check_identity_unique,
+    complete_pending,
+    fail_pending,
+    gallery_model_ids,
+)
 from service.domain.faces import ENROLL_JOB
 from service.domain.webhooks import metrics as webhook_metrics
 from service.jobs.metrics import WorkerMetrics
@@ -68,6 +74,7 @@ class PreparedEnrollment:
     analyzed: AnalyzedFace
     model_ids: tuple[str, ...]
     other_faces: list[dict[str, float]]
+    dedupe: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,7 @@ class _Pending:
     model_ids: tuple[str, ...]
     face: FaceSelector
     check_quality: bool
+    dedupe: bool
 
 
 def job_face_selector(payload: dict[str, Any]) -> FaceSelector:
@@ -126,7 +134,8 @@ class EnrollmentHandler:
                 out.append(PermanentJobError("bad_request", str(exc)))
                 continue
             check = bool(job.payload.get("check_quality", True))
-            out.append(_Pending(job, face_id, row.image_key, models, selector, check))
+            dedupe = bool(job.payload.get("dedupe", False))
+            out.append(_Pending(job, face_id, row.image_key, models, selector, check, dedupe))
         return out
 
     def prepare(self, jobs: Sequence[ClaimedJob]) -> list[Any]:
@@ -160,7 +169,7 @@ class EnrollmentHandler:
         except FaceError as exc:
             return _permanent(exc)
         others = [f.bbox.as_dict() for f in choice.others]
-        return PreparedEnrollment(item.face_id, choice.face, item.model_ids, others)
+        return PreparedEnrollment(item.face_id, choice.face, item.model_ids, others, item.dedupe)
 
     def apply(self, session: Session, job: ClaimedJob, prepared: Any) -> dict[str, Any]:
         assert isinstance(prepared, PreparedEnrollment)
@@ -177,6 +186,13 @@ class EnrollmentHandler:
         prepared.analyzed.embeddings = {
             m: v for m, v in prepared.analyzed.embeddings.items() if m in needed
         }
+        if prepared.dedupe:
+            try:
+                check_identity_unique(
+                    session, self.components, gallery, face.subject_id, prepared.analyzed
+                )
+            except DuplicateIdentity as exc:
+                raise PermanentJobError("duplicate_identity", exc.detail) from exc
         # complete_pending announces enrollment.completed in this transaction.
         complete_pending(session, self.components, face, prepared.analyzed, job.id)
         payload = {

@@ -65,6 +65,11 @@ async def enroll(
     check_quality: bool = Query(
         True, description="Refuse faces below the quality thresholds (size, blur, exposure, pose)."
     ),
+    dedupe: bool = Query(
+        False,
+        description="Refuse (409 duplicate-identity) a face that matches another subject of "
+        "the gallery at the model's threshold, naming that subject.",
+    ),
     run_async: bool = Query(
         False, alias="async", description="Store now, embed in the worker: 202 with a job id."
     ),
@@ -77,7 +82,7 @@ async def enroll(
             lambda: faces.enroll_async(
                 session, components, principal=principal, gallery_id=gallery_id,
                 subject_id=subject_id, image=image, face=selector,
-                check_quality=check_quality,
+                check_quality=check_quality, dedupe=dedupe,
             )
         )  # fmt: skip
         return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
@@ -85,6 +90,7 @@ async def enroll(
         lambda: faces.enroll_sync(
             session, components, principal=principal, gallery_id=gallery_id,
             subject_id=subject_id, image=image, face=selector, check_quality=check_quality,
+            dedupe=dedupe,
         )
     )  # fmt: skip
     return face_public(row, model_ids, active, others)
