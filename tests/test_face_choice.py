@@ -154,3 +154,63 @@ def test_enrolment_api_uses_the_dominant_face(client, admin_key: str) -> None:  
     assert abs(r.json()["bbox"]["x"] - 247) < 20 and len(r.json()["other_faces"]) == 1
     r, _ = _enrol(client, headers, group, allow_multiple="true")
     assert r.status_code == 201 and r.json()["bbox"]["x"] > 700, r.text
+
+
+def test_verify_and_search_say_which_face_they_used(client, admin_key: str) -> None:  # noqa: ANN001
+    headers = {"X-API-Key": admin_key}
+    gallery = client.post("/v1/galleries", json={"name": "g"}, headers=headers).json()["id"]
+    subject = client.post(
+        f"/v1/galleries/{gallery}/subjects", json={"external_id": "obama"}, headers=headers
+    ).json()["id"]
+    enrolled = client.post(
+        f"/v1/galleries/{gallery}/subjects/{subject}/faces",
+        files={"image": ("o.jpg", (IDENTITIES / "obama" / "obama1.jpg").read_bytes())},
+        headers=headers,
+    )
+    assert enrolled.status_code == 201, enrolled.text
+    group = (MULTI / "obama_and_biden.jpg").read_bytes()
+
+    def search(**fields: str):  # noqa: ANN202
+        return client.post(
+            f"/v1/galleries/{gallery}/search",
+            data=fields,
+            files={"image": ("g.jpg", group, "image/jpeg")},
+            headers=headers,
+        )
+
+    plain = search()
+    assert plain.status_code == 200, plain.text
+    assert len(plain.json()["other_faces"]) == 2 and plain.json()["faces"] is None
+    every = search(face="all").json()
+    assert len(every["faces"]) == 3
+    found = [f for f in every["faces"] if f["candidates"]]
+    assert [f["candidates"][0]["subject_id"] for f in found] == [subject], every
+    # Naming Obama's box finds him, whichever face is the largest.
+    box = found[0]["probe"]["bbox"]
+    named = search(face=",".join(str(box[k]) for k in ("x", "y", "width", "height"))).json()
+    assert named["candidates"][0]["subject_id"] == subject
+    assert named["probe"]["bbox"] == box and len(named["other_faces"]) == 2
+    # face=all: one row of history per face searched.
+    rows = client.get("/v1/verifications", params={"kind": "search"}, headers=headers)
+    assert rows.status_code == 200, rows.text
+    ids = {r["id"] for r in rows.json()["items"]}
+    # plain, all (three faces), named
+    assert {f["verification_id"] for f in every["faces"]} <= ids and len(ids) == 1 + 3 + 1
+
+    box_text = f"{box['x']},{box['y']},{box['width']},{box['height']}"
+    verified = client.post(
+        "/v1/verify",
+        data={"gallery": gallery, "subject": subject, "face": box_text},
+        files={"image": ("g.jpg", group, "image/jpeg")},
+        headers=headers,
+    )
+    assert verified.status_code == 200, verified.text
+    assert verified.json()["match"] is True and len(verified.json()["other_faces"]) == 2
+    for bad in ("all", "single", "nowhere"):
+        r = client.post(
+            "/v1/verify",
+            data={"gallery": gallery, "subject": subject, "face": bad},
+            files={"image": ("g.jpg", group, "image/jpeg")},
+            headers=headers,
+        )
+        assert r.status_code == 422 and r.json()["type"].endswith("/validation-error"), r.text

@@ -144,6 +144,9 @@ class VerifyResponse(BaseModel):
     reference: DetectedFaceOut | None = None
     liveness: LivenessOut | None = None
     latency_ms: float
+    # Faces of the probe image that were found but not used (the probe is the largest,
+    # or the one named by ``face``).
+    other_faces: list[BBoxOut] = Field(default_factory=list)
 
 
 class Candidate(BaseModel):
@@ -151,6 +154,12 @@ class Candidate(BaseModel):
     external_id: str
     display_name: str | None
     similarity: float
+
+
+class SearchFaceResult(BaseModel):
+    verification_id: uuid.UUID
+    probe: DetectedFaceOut
+    candidates: list[Candidate]
 
 
 class SearchResponse(BaseModel):
@@ -161,6 +170,10 @@ class SearchResponse(BaseModel):
     model_id: str
     probe: DetectedFaceOut
     latency_ms: float
+    other_faces: list[BBoxOut] = Field(default_factory=list)
+    # ``face=all``: one search per face of the probe, largest first (the first is also
+    # the answer above); each is its own row of verification history.
+    faces: list[SearchFaceResult] | None = None
 
 
 class VerificationPublic(BaseModel):

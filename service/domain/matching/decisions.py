@@ -12,9 +12,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from indexing.errors import NoFace
+from indexing.face_choice import MIN_BOX_IOU, FaceSelector, iou
 from indexing.pipeline import AnalyzedFace
 from indexing.timings import StageTimings
-from indexing.types import RGBImage
+from indexing.types import BBox, RGBImage
 from retrieval.ranking import search_subjects
 from service.core.principal import Principal
 from service.core.problems import NotFound, Unprocessable
@@ -65,12 +66,52 @@ def probe_face_in(
     timings: StageTimings | None = None,
 ) -> AnalyzedFace:
     """As :func:`probe_face` for an image already decoded."""
-    faces = components.pipeline.analyze_image(
-        image, model_ids=[model_id], max_faces=1, timings=timings
+    return probe_in(components, image, model_id, timings).face
+
+
+@dataclass
+class Probe:
+    """The face a verify or search used, and the boxes of the others it did not."""
+
+    face: AnalyzedFace
+    others: list[BBox] = field(default_factory=list)
+
+
+def probe_in(
+    components: Components,
+    image: RGBImage,
+    model_id: str,
+    timings: StageTimings | None = None,
+    selector: FaceSelector = FaceSelector(mode="largest"),
+) -> Probe:
+    """The probe's largest face (or the one in ``selector.box``), embedded with
+    ``model_id``; the other faces are detected, not embedded."""
+    found = components.pipeline.find_faces(image, timings=timings)
+    if not found:
+        raise NoFace()
+    chosen = found[0]  # largest first
+    if selector.box is not None:
+        box = selector.box
+        chosen = max(found, key=lambda d: iou(d.bbox, box))
+        if iou(chosen.bbox, box) < MIN_BOX_IOU:
+            raise NoFace(
+                f"no face found in the box {selector.as_text()}: "
+                f"{len(found)} face(s) elsewhere in the photo"
+            )
+    (face,) = components.pipeline.analyze_detections(
+        image, [chosen], model_ids=[model_id], timings=timings
     )
+    return Probe(face, [d.bbox for d in found if d is not chosen])
+
+
+def probe_all(
+    components: Components, image: RGBImage, model_id: str, timings: StageTimings | None = None
+) -> list[AnalyzedFace]:
+    """Every face of the probe, largest first, embedded (search ``face=all``)."""
+    faces = components.pipeline.analyze_image(image, model_ids=[model_id], timings=timings)
     if not faces:
         raise NoFace()
-    return faces[0]
+    return faces
 
 
 def _maybe_store_probe(

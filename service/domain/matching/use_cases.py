@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from indexing.errors import NoFace
 from indexing.pipeline import AnalyzedFace, DetectedFace
 from indexing.timings import StageTimings
-from indexing.types import RGBImage
+from indexing.types import BBox, RGBImage
 from service.core.principal import Principal
 from service.core.problems import MissingImage, Unprocessable
 from service.domain.components import Components
@@ -21,13 +21,14 @@ from service.domain.liveness.passive import passive_check_face
 from service.domain.liveness.runtime import LivenessRuntime
 from service.domain.liveness.sessions import session_probe
 from service.domain.matching import decisions as matching
-from service.domain.matching.params import SearchParams, VerifyParams
+from service.domain.matching.params import SearchParams, VerifyParams, probe_selector
 from service.domain.schemas import (
     BBoxOut,
     Candidate,
     DetectedFaceOut,
     DetectResponse,
     LivenessOut,
+    SearchFaceResult,
     SearchResponse,
     VerifyResponse,
 )
@@ -71,6 +72,8 @@ def verify(
     timings: StageTimings | None = None,
 ) -> VerifyResponse:
     started = time.perf_counter()
+    selector = probe_selector(params.face)
+    others: list[BBox] = []
     if params.liveness_session is not None:
         outcome = _verify_liveness_session(
             session, components, liveness, principal=principal, params=params, image=image,
@@ -83,7 +86,8 @@ def verify(
         if params.gallery is not None:
             model_id = get_visible(session, principal, params.gallery).active_model_id
         decoded = components.pipeline.decode(image, timings)
-        probe = matching.probe_face_in(components, decoded, model_id, timings)
+        chosen = matching.probe_in(components, decoded, model_id, timings, selector)
+        probe, others = chosen.face, chosen.others
         ref = matching.probe_face(components, reference, model_id, timings)
         live = _liveness(liveness, decoded, probe) if params.liveness else None
         outcome = matching.verify_two_images(
@@ -96,7 +100,8 @@ def verify(
             external_id=params.external_id,
         )  # fmt: skip
         decoded = components.pipeline.decode(image, timings)
-        probe = matching.probe_face_in(components, decoded, gallery.active_model_id, timings)
+        chosen = matching.probe_in(components, decoded, gallery.active_model_id, timings, selector)
+        probe, others = chosen.face, chosen.others
         live = _liveness(liveness, decoded, probe) if params.liveness else None
         outcome = matching.verify_against_subject(
             session, components, principal=principal, gallery=gallery, subject=subject,
@@ -116,6 +121,7 @@ def verify(
         reference=face_out(outcome.reference) if outcome.reference else None,
         liveness=LivenessOut(**vars(outcome.liveness)) if outcome.liveness else None,
         latency_ms=float(row.latency_ms or 0.0),
+        other_faces=[BBoxOut(**b.as_dict()) for b in others],
     )
 
 
@@ -166,12 +172,32 @@ def search(
 ) -> SearchResponse:
     started = time.perf_counter()
     gallery = get_visible(session, principal, gallery_id)
-    probe = matching.probe_face(components, image, gallery.active_model_id, timings)
-    outcome = matching.search(
-        session, components, principal=principal, gallery=gallery, probe=probe, image=image,
-        k=params.k, threshold=params.threshold, started=started,
-    )  # fmt: skip
+    model_id = gallery.active_model_id
+    decoded = components.pipeline.decode(image, timings)
+    if params.every_face:
+        probes = matching.probe_all(components, decoded, model_id, timings)
+        others: list[BBox] = []
+    else:
+        chosen = matching.probe_in(
+            components, decoded, model_id, timings, probe_selector(params.face)
+        )
+        probes, others = [chosen.face], chosen.others
+    outcomes = [
+        matching.search(
+            session,
+            components,
+            principal=principal,
+            gallery=gallery,
+            probe=probe,
+            image=image,
+            k=params.k,
+            threshold=params.threshold,
+            started=started,
+        )  # fmt: skip
+        for probe in probes
+    ]
     session.commit()
+    outcome = outcomes[0]
     row = outcome.verification
     return SearchResponse(
         verification_id=row.id,
@@ -180,6 +206,17 @@ def search(
         model_id=str(row.model_id),
         probe=face_out(outcome.probe),
         latency_ms=float(row.latency_ms or 0.0),
+        other_faces=[BBoxOut(**b.as_dict()) for b in others],
+        faces=[
+            SearchFaceResult(
+                verification_id=o.verification.id,
+                probe=face_out(o.probe),
+                candidates=[Candidate(**c) for c in o.candidates],
+            )
+            for o in outcomes
+        ]
+        if params.every_face
+        else None,
     )
 
 

@@ -21,6 +21,7 @@ _VERIFY_FIELDS = {
     "external_id": {"type": "string"},
     "liveness": {"type": "boolean"},
     "liveness_session": {"type": "string", "format": "uuid"},
+    "face": {"type": "string", "description": "largest (default) or a box x,y,w,h"},
 }
 
 
@@ -58,7 +59,12 @@ async def verify(
     "/v1/galleries/{gallery_id}/search",
     response_model=SearchResponse,
     openapi_extra=image_request_body(
-        "image", extra={"k": {"type": "integer"}, "threshold": {"type": "number"}}
+        "image",
+        extra={
+            "k": {"type": "integer"},
+            "threshold": {"type": "number"},
+            "face": {"type": "string", "description": "largest (default), all, or x,y,w,h"},
+        },
     ),
 )
 async def search(
