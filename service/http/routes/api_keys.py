@@ -58,7 +58,7 @@ def list_keys(
     limit: int = Query(50, ge=1, le=200),
     cursor: str | None = None,
 ) -> ApiKeyPage:
-    rows, next_cursor = key_admin.list_page(session, limit=limit, cursor=cursor)
+    rows, next_cursor = key_admin.list_page(session, limit=limit, cursor=cursor, actor=principal)
     return ApiKeyPage(
         items=[ApiKeyPublic(**key_admin.public(r)) for r in rows], next_cursor=next_cursor
     )
