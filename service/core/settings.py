@@ -103,6 +103,11 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 10 * 1024 * 1024
     max_image_pixels: int = 40_000_000
 
+    liveness_session_validity_s: float = Field(
+        default=60.0,
+        description="How long after it passed a liveness session can back a verify (once).",
+    )
+
     rate_limit_per_minute: int = 600
     rate_limit_auth_per_minute: int = 30  # per client IP on /v1/auth/*: bounds password guessing
     log_level: str = "INFO"

@@ -46,6 +46,21 @@ class SessionNotPassed(Conflict):
     slug, title = "liveness-session-not-passed", "Liveness session has not passed"
 
 
+class SessionUsed(Conflict):
+    slug, title = "liveness-session-used", "Liveness session already used"
+
+
+@dataclass(frozen=True)
+class SessionProbe:
+    """What a passed session hands to its one verify."""
+
+    row: LivenessSession
+    embedding: list[float]
+    model_id: str
+    score: float | None
+    signals: dict[str, Any]
+
+
 @dataclass(frozen=True)
 class SessionView:
     id: uuid.UUID
@@ -241,11 +256,41 @@ def post_frame(
 
 def session_probe(
     runtime: LivenessRuntime, session: Session, principal: Principal, session_id: uuid.UUID
-) -> tuple[list[float], str]:
+) -> SessionProbe:
     """For verify: the embedding (and its model id) of the face in a passed session's
-    final frame. The face verify compares is the one that proved liveness."""
-    row = _load(session, principal, session_id, lock=False)
+    final frame. The face verify compares is the one that proved liveness.
+
+    The row is locked and marked used in the verify's transaction: of two verifies racing
+    on one session, the second waits, then sees it used. A verify that fails rolls the
+    mark back with everything else, so the session is spent only by a recorded verify."""
+    row = _load(session, principal, session_id, lock=True)
     machine = SessionState.from_dict(row.state["machine"])
     if machine.status != PASSED or machine.final_embedding is None:
         raise SessionNotPassed(f"liveness session {session_id} is {machine.status}")
-    return list(machine.final_embedding), runtime.model_id
+    if row.state.get("used_at"):
+        raise SessionUsed(
+            f"liveness session {session_id} already backed a verify; run a new one",
+            verification_id=row.state.get("used_by"),
+        )
+    now = datetime.now(UTC)
+    valid_until = (row.completed_at or now) + timedelta(seconds=runtime.session_validity_s)
+    if row.completed_at is None or now > valid_until:
+        raise SessionExpired(
+            f"liveness session {session_id} passed more than "
+            f"{runtime.session_validity_s:g} s ago; run a new one"
+        )
+    row.state = {**row.state, "used_at": now.isoformat()}
+    signals = machine.signals(runtime.policy)
+    score = signals["depth"]["score"]
+    return SessionProbe(
+        row=row,
+        embedding=list(machine.final_embedding),
+        model_id=runtime.model_id,
+        score=float(score) if score is not None else None,
+        signals={"mode": "active", "session_id": str(row.id), **signals},
+    )
+
+
+def mark_used(probe: SessionProbe, verification_id: uuid.UUID) -> None:
+    """Name the verify the session backed, for the 409 a second use gets."""
+    probe.row.state = {**probe.row.state, "used_by": str(verification_id)}
