@@ -101,6 +101,10 @@ class Settings(BaseSettings):
     refresh_token_ttl_s: int = 14 * 24 * 3600
 
     max_upload_bytes: int = 10 * 1024 * 1024
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        description="Cap on a request body that is not an image upload (JSON, forms).",
+    )
     max_image_pixels: int = 40_000_000
 
     liveness_session_validity_s: float = Field(

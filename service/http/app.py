@@ -17,6 +17,7 @@ from service.domain.components import Components, build_components
 from service.domain.liveness.runtime import build_runtime as build_liveness_runtime
 from service.domain.webhooks.dispatch import DispatchConfig, Dispatcher
 from service.domain.webhooks.endpoints import Keys as WebhookKeys
+from service.http.bodylimit import BodyLimitMiddleware
 from service.http.container import Container
 from service.http.errors import install_problem_handlers
 from service.http.middleware import RequestContextMiddleware
@@ -89,6 +90,8 @@ def create_app(
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    # Inside the request context (so a 413 is logged and timed like any answer).
+    app.add_middleware(BodyLimitMiddleware, default_limit=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     app.include_router(auth.router)
