@@ -101,12 +101,12 @@ def delete(
     faces = session.scalar(
         select(func.count()).select_from(Face).where(Face.gallery_id == gallery_id)
     )
-    erase_gallery(session, components, gallery)
+    anonymised = erase_gallery(session, components, gallery)
     record(
         session,
         actor=principal,
         action="gallery.erase",
         target_type="gallery",
         target_id=str(gallery_id),
-        details={"faces_erased": faces or 0},
+        details={"faces_erased": faces or 0, "history_rows_anonymised": anonymised},
     )
