@@ -31,6 +31,11 @@ class Settings(BaseSettings):
         default=None,
         description="postgresql+psycopg://… of an external server; unset starts the embedded one.",
     )
+    database_url_file: Path | None = Field(
+        default=None,
+        description="A file holding the database URL (e.g. a container secret); read when "
+        "FACEPRINT_DATABASE_URL is unset. `serve --workers` hands its URL to its workers so.",
+    )
     redis_url: str | None = None
 
     host: str = "127.0.0.1"
@@ -152,6 +157,15 @@ class Settings(BaseSettings):
         if value is not None and len(value.get_secret_value()) < 32:
             raise ValueError("FACEPRINT_JWT_SECRET must be at least 32 characters")
         return value
+
+    @model_validator(mode="after")
+    def _url_from_file(self) -> Settings:
+        if self.database_url is None and self.database_url_file is not None:
+            url = self.database_url_file.read_text().strip()
+            if not url:
+                raise ValueError(f"FACEPRINT_DATABASE_URL_FILE {self.database_url_file} is empty")
+            self.database_url = SecretStr(url)
+        return self
 
     @model_validator(mode="after")
     def _backend_urls(self) -> Settings:

@@ -112,12 +112,15 @@ def create_app(
 
 def app_from_environment() -> FastAPI:
     """The app of one `faceprint serve --workers N` process: settings from the
-    environment, where the parent put the database URL."""
+    environment, the database URL from the 0600 file the parent named there
+    (FACEPRINT_DATABASE_URL_FILE)."""
     from service.core.logging import configure_logging
     from service.core.settings import Settings
 
     settings = Settings()
     configure_logging(settings.log_level)
     if settings.database_url is None:
-        raise RuntimeError("FACEPRINT_DATABASE_URL must be set for worker processes")
+        raise RuntimeError(
+            "FACEPRINT_DATABASE_URL_FILE (or FACEPRINT_DATABASE_URL) must be set for workers"
+        )
     return create_app(settings, database_url=settings.database_url.get_secret_value())
