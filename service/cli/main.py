@@ -177,13 +177,23 @@ def keys_create(
         list[uuid.UUID] | None,
         typer.Option(help="Restrict the key to this gallery id (repeatable); omit for all."),
     ] = None,
+    rate_limit: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Requests a minute for this key (0: no limit); omit for "
+            "FACEPRINT_RATE_LIMIT_PER_MINUTE.",
+        ),
+    ] = None,
 ) -> None:
     """Create an API key and print it on stdout (only the key). It is shown once and stored
     hashed: keep it."""
     settings = get_settings()
     configure_logging("WARNING")
     with sessions(settings) as (_, make_session), make_session() as session:
-        new = key_admin.create(session, name=name, role=role, galleries=gallery, actor=None)
+        new = key_admin.create(
+            session, name=name, role=role, galleries=gallery, actor=None, rate_limit=rate_limit
+        )
         session.commit()
         sys.stdout.write(new.plaintext + "\n")
 

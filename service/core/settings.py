@@ -117,7 +117,9 @@ class Settings(BaseSettings):
         description="How long after it passed a liveness session can back a verify (once).",
     )
 
-    rate_limit_per_minute: int = 600
+    # Above the 1,000+ verifications a minute one integrating backend sends, usually
+    # through one key; per-key limits (`keys create --rate-limit`) override it.
+    rate_limit_per_minute: int = 3000
     rate_limit_auth_per_minute: int = 30  # per client IP on /v1/auth/*: bounds password guessing
     log_level: str = "INFO"
 

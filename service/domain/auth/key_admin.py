@@ -24,6 +24,7 @@ def public(row: ApiKey) -> dict[str, Any]:
         "prefix": row.prefix,
         "role": Role(row.role),
         "galleries": row.gallery_ids,
+        "rate_limit_per_minute": row.rate_limit_per_minute,
         "created_at": row.created_at,
         "last_used_at": row.last_used_at,
         "revoked_at": row.revoked_at,
@@ -44,6 +45,19 @@ def _check_within(actor: Principal, role: Role, galleries: list[uuid.UUID] | Non
         raise Forbidden("galleries outside this key's scope", galleries=outside)
 
 
+def _limit_within(actor: Principal, wanted: int | None) -> int | None:
+    """A key with its own limit cannot hand out a bigger one (0 is no limit, the
+    biggest); a key made by it without a limit inherits the creator's."""
+    own = actor.rate_limit
+    if own is None or own == 0:
+        return wanted
+    if wanted is None:
+        return own
+    if wanted == 0 or wanted > own:
+        raise Forbidden(f"this key is limited to {own} requests a minute; so is what it creates")
+    return wanted
+
+
 def _in_scope(actor: Principal, row: ApiKey) -> bool:
     if not actor.can_act_as(Role(row.role)):
         return False
@@ -59,16 +73,19 @@ def create(
     role: Role,
     galleries: list[uuid.UUID] | None,
     actor: Principal | None,
+    rate_limit: int | None = None,
 ) -> NewKey:
     # actor None is the CLI, run by whoever holds the database: it may create anything.
     if actor is not None:
         _check_within(actor, role, galleries)
+        rate_limit = _limit_within(actor, rate_limit)
     new = create_api_key(
         session,
         name=name,
         role=role,
         gallery_ids=galleries,
         created_by=f"{actor.kind}:{actor.id}" if actor else "cli",
+        rate_limit=rate_limit,
     )
     session.refresh(new.row)
     record(
@@ -77,7 +94,7 @@ def create(
         action="api_key.create",
         target_type="api_key",
         target_id=str(new.row.id),
-        details={"name": name, "role": role.value},
+        details={"name": name, "role": role.value, "rate_limit_per_minute": rate_limit},
     )
     return new
 
