@@ -109,13 +109,15 @@ def test_a_3d_head_turn_passes_and_its_last_face_is_the_probe(client, key, frame
     assert rows[0].liveness_signals["session_id"] == session["id"]
     assert str(rows[0].id) == body["verification_id"]
     with client.app.state.container.sessionmaker() as s:
-        vector, model_id = liveness_service.session_probe(
+        probe = liveness_service.session_probe(
             client.app.state.container.liveness,
             s,
             _principal(client, key),
             uuid.UUID(session["id"]),
         )
-    assert len(vector) == 128 and model_id == client.app.state.container.liveness.model_id
+    assert len(probe.embedding) == 128
+    assert probe.model_id == client.app.state.container.liveness.model_id
+    assert probe.score == rows[0].liveness_score
 
 
 def _principal(client, key: str):  # noqa: ANN001, ANN202

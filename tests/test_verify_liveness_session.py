@@ -65,7 +65,9 @@ def test_verify_uses_the_passed_sessions_face(client, admin_key: str, pipeline) 
         json={"gallery": gallery, "subject": subjects["biden"], "liveness_session": session_id},
         headers=headers,
     )
-    assert other.status_code == 200 and other.json()["match"] is False
+    # One passed session backs one verify: a second subject cannot ride on it.
+    assert other.status_code == 409, other.text
+    assert other.json()["type"].endswith("/liveness-session-used")
 
     both = client.post(
         "/v1/verify",

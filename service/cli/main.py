@@ -18,7 +18,7 @@ from service.cli.reindex import reindex_app
 from service.cli.users import users_app
 from service.cli.webhooks import webhooks_app
 from service.cli.worker import worker
-from service.core.datadir import DataDirInUse, ServeLock
+from service.core.datadir import DataDirInUse, ServeLock, write_private
 from service.core.logging import configure_logging
 from service.core.metrics import shared_between_processes
 from service.core.principal import Role
@@ -125,23 +125,30 @@ def serve(
                 )
             if workers > 1:
                 # Worker processes import the app by name; they join this process's
-                # database through the URL rather than starting their own.
-                os.environ["FACEPRINT_DATABASE_URL"] = url
+                # database through the URL rather than starting their own. It reaches
+                # them in a 0600 file, not their environment: an environment is copied
+                # to every process they start and shown in /proc/<pid>/environ.
+                handoff = write_private(settings, f"database-url.{os.getpid()}", url)
+                os.environ.pop("FACEPRINT_DATABASE_URL", None)
+                os.environ["FACEPRINT_DATABASE_URL_FILE"] = str(handoff)
                 # A call alone in its process is not alone on the machine: the other
                 # processes' calls hold the other cores (measured: two workers with a
                 # second thread for lone calls lost a quarter of their throughput).
                 os.environ["FACEPRINT_IDLE_INTRA_OP_THREADS"] = str(settings.intra_op_threads)
-                with shared_between_processes():
-                    uvicorn.run(
-                        "service.http.app:app_from_environment",
-                        factory=True,
-                        host=host,
-                        port=port,
-                        workers=workers,
-                        http=NoDelayH11Protocol,
-                        log_config=None,
-                        access_log=False,
-                    )
+                try:
+                    with shared_between_processes():
+                        uvicorn.run(
+                            "service.http.app:app_from_environment",
+                            factory=True,
+                            host=host,
+                            port=port,
+                            workers=workers,
+                            http=NoDelayH11Protocol,
+                            log_config=None,
+                            access_log=False,
+                        )
+                finally:
+                    handoff.unlink(missing_ok=True)
             else:
                 uvicorn.run(
                     create_app(settings, database_url=url),
@@ -173,13 +180,23 @@ def keys_create(
         list[uuid.UUID] | None,
         typer.Option(help="Restrict the key to this gallery id (repeatable); omit for all."),
     ] = None,
+    rate_limit: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Requests a minute for this key (0: no limit); omit for "
+            "FACEPRINT_RATE_LIMIT_PER_MINUTE.",
+        ),
+    ] = None,
 ) -> None:
     """Create an API key and print it on stdout (only the key). It is shown once and stored
     hashed: keep it."""
     settings = get_settings()
     configure_logging("WARNING")
     with sessions(settings) as (_, make_session), make_session() as session:
-        new = key_admin.create(session, name=name, role=role, galleries=gallery, actor=None)
+        new = key_admin.create(
+            session, name=name, role=role, galleries=gallery, actor=None, rate_limit=rate_limit
+        )
         session.commit()
         sys.stdout.write(new.plaintext + "\n")
 

@@ -68,6 +68,20 @@ def load_secrets(settings: Settings) -> Secrets:
     return Secrets(jwt_secret=jwt_secret, encryption_key=key)
 
 
+def write_private(settings: Settings, name: str, content: str) -> Path:
+    """Write ``content`` to a fresh file only this user can read (0600, in the 0700
+    secrets directory), replacing an older one; for handing a secret to child
+    processes without putting it in their environment."""
+    secret_dir = ensure_data_dir(settings.data_dir) / "secrets"
+    secret_dir.mkdir(mode=0o700, exist_ok=True)
+    path = secret_dir / name
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(content)
+    return path
+
+
 class ServeLock:
     """An exclusive lock that one ``faceprint serve`` holds on its data directory."""
 

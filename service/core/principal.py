@@ -24,6 +24,8 @@ class Principal:
     role: Role
     # None: every gallery. Otherwise the only galleries this principal can see.
     gallery_ids: frozenset[uuid.UUID] | None = None
+    # Requests a minute for this caller; None: the service default; 0: no limit.
+    rate_limit: int | None = None
 
     def can_act_as(self, role: Role) -> bool:
         return ROLE_RANK[self.role] >= ROLE_RANK[role]

@@ -19,7 +19,8 @@ fails, the request is admitted and a warning logged: losing the limiter for a wh
 is better than refusing all traffic.
 
 *Who is counted.* Authenticated ``/v1`` routes count per principal (API key id or
-user id) with ``rate_limit_per_minute``; the unauthenticated ``/v1/auth/*`` routes
+user id) with the key's own ``rate_limit_per_minute`` when it has one, else the
+setting of that name; the unauthenticated ``/v1/auth/*`` routes
 count per client IP with the stricter ``rate_limit_auth_per_minute`` (it bounds
 password guessing). Behind a proxy run uvicorn with ``--forwarded-allow-ips`` so the
 client IP is the real one. A limit of 0 turns that limit off.

@@ -31,6 +31,11 @@ class Settings(BaseSettings):
         default=None,
         description="postgresql+psycopg://… of an external server; unset starts the embedded one.",
     )
+    database_url_file: Path | None = Field(
+        default=None,
+        description="A file holding the database URL (e.g. a container secret); read when "
+        "FACEPRINT_DATABASE_URL is unset. `serve --workers` hands its URL to its workers so.",
+    )
     redis_url: str | None = None
 
     host: str = "127.0.0.1"
@@ -101,9 +106,20 @@ class Settings(BaseSettings):
     refresh_token_ttl_s: int = 14 * 24 * 3600
 
     max_upload_bytes: int = 10 * 1024 * 1024
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        description="Cap on a request body that is not an image upload (JSON, forms).",
+    )
     max_image_pixels: int = 40_000_000
 
-    rate_limit_per_minute: int = 600
+    liveness_session_validity_s: float = Field(
+        default=60.0,
+        description="How long after it passed a liveness session can back a verify (once).",
+    )
+
+    # Above the 1,000+ verifications a minute one integrating backend sends, usually
+    # through one key; per-key limits (`keys create --rate-limit`) override it.
+    rate_limit_per_minute: int = 3000
     rate_limit_auth_per_minute: int = 30  # per client IP on /v1/auth/*: bounds password guessing
     log_level: str = "INFO"
 
@@ -149,6 +165,15 @@ class Settings(BaseSettings):
         if value is not None and len(value.get_secret_value()) < 32:
             raise ValueError("FACEPRINT_JWT_SECRET must be at least 32 characters")
         return value
+
+    @model_validator(mode="after")
+    def _url_from_file(self) -> Settings:
+        if self.database_url is None and self.database_url_file is not None:
+            url = self.database_url_file.read_text().strip()
+            if not url:
+                raise ValueError(f"FACEPRINT_DATABASE_URL_FILE {self.database_url_file} is empty")
+            self.database_url = SecretStr(url)
+        return self
 
     @model_validator(mode="after")
     def _backend_urls(self) -> Settings:

@@ -74,6 +74,8 @@ class ApiKey(Base):
     role: Mapped[str] = mapped_column(String(16))
     # NULL: every gallery; otherwise the galleries this key may touch.
     gallery_ids: Mapped[list[uuid.UUID] | None] = mapped_column(ARRAY(UUID(as_uuid=True)))
+    # Requests a minute; NULL: FACEPRINT_RATE_LIMIT_PER_MINUTE; 0: no limit.
+    rate_limit_per_minute: Mapped[int | None] = mapped_column(Integer)
     created_by: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = _created()
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

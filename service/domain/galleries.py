@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from indexing.errors import ModelUnavailable
 from service.core.principal import Principal
-from service.core.problems import NotFound, Unprocessable
+from service.core.problems import Forbidden, NotFound, Unprocessable
 from service.db.model_rows import register_model
 from service.db.models import Face, Gallery, Model, Subject
 from service.db.pagination import page, paginate
@@ -53,6 +53,13 @@ def create(
     model_id: str | None,
     store_probes: bool,
 ) -> Gallery:
+    if principal.gallery_ids is not None:
+        # Its scope is fixed when the key is made: it could never see the new gallery,
+        # which would be an orphan only unscoped callers could manage or erase.
+        raise Forbidden(
+            "a caller limited to some galleries cannot create galleries; "
+            "use a key or user that sees every gallery"
+        )
     model = ensure_model_row(session, components, model_id or components.default_model)
     components.ensure_model_index(session, model.id, model.dim)
     gallery = Gallery(
@@ -116,12 +123,12 @@ def delete(
     faces = session.scalar(
         select(func.count()).select_from(Face).where(Face.gallery_id == gallery_id)
     )
-    erase_gallery(session, components, gallery)
+    anonymised = erase_gallery(session, components, gallery)
     record(
         session,
         actor=principal,
         action="gallery.erase",
         target_type="gallery",
         target_id=str(gallery_id),
-        details={"faces_erased": faces or 0},
+        details={"faces_erased": faces or 0, "history_rows_anonymised": anonymised},
     )

@@ -127,7 +127,10 @@ class DetectResponse(BaseModel):
 
 class LivenessOut(BaseModel):
     decision: str
-    score: float
+    score: float | None = Field(
+        description="1 = live, 0 = attack; for a challenge session its depth-from-motion "
+        "score, null when the session's actions gave no depth evidence"
+    )
     signals: dict[str, Any]
 
 

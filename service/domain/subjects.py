@@ -155,5 +155,5 @@ def delete(
         action="subject.erase",
         target_type="subject",
         target_id=str(subject_id),
-        details={"gallery_id": str(gallery_id), "faces_erased": erased},
+        details={"gallery_id": str(gallery_id), **erased.as_dict()},
     )

@@ -17,6 +17,7 @@ from service.domain.components import Components, build_components
 from service.domain.liveness.runtime import build_runtime as build_liveness_runtime
 from service.domain.webhooks.dispatch import DispatchConfig, Dispatcher
 from service.domain.webhooks.endpoints import Keys as WebhookKeys
+from service.http.bodylimit import BodyLimitMiddleware
 from service.http.container import Container
 from service.http.errors import install_problem_handlers
 from service.http.middleware import RequestContextMiddleware
@@ -90,6 +91,8 @@ def create_app(
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    # Inside the request context (so a 413 is logged and timed like any answer).
+    app.add_middleware(BodyLimitMiddleware, default_limit=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     app.include_router(auth.router)
@@ -111,12 +114,15 @@ def create_app(
 
 def app_from_environment() -> FastAPI:
     """The app of one `faceprint serve --workers N` process: settings from the
-    environment, where the parent put the database URL."""
+    environment, the database URL from the 0600 file the parent named there
+    (FACEPRINT_DATABASE_URL_FILE)."""
     from service.core.logging import configure_logging
     from service.core.settings import Settings
 
     settings = Settings()
     configure_logging(settings.log_level)
     if settings.database_url is None:
-        raise RuntimeError("FACEPRINT_DATABASE_URL must be set for worker processes")
+        raise RuntimeError(
+            "FACEPRINT_DATABASE_URL_FILE (or FACEPRINT_DATABASE_URL) must be set for workers"
+        )
     return create_app(settings, database_url=settings.database_url.get_secret_value())

@@ -69,6 +69,9 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        limit = getattr(exc, "limit", None)  # a body cut off at the cap (http.bodylimit)
+        if exc.status_code == 413 and limit is not None:
+            return problem_response(PayloadTooLarge(str(exc.detail), limit=limit), request)
         cls = _HTTP_SLUGS.get(exc.status_code, Problem)
         problem = cls(str(exc.detail))
         problem.status = exc.status_code

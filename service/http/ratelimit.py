@@ -17,7 +17,8 @@ def limit_principal(
 ) -> None:
     limiter = container.rate_limiter
     key = f"{principal.kind}:{principal.id}"
-    response.headers.update(limiter.check(key, limiter.per_minute))
+    limit = principal.rate_limit if principal.rate_limit is not None else limiter.per_minute
+    response.headers.update(limiter.check(key, limit))
 
 
 def limit_client_ip(request: Request, response: Response, container: ContainerDep) -> None:

@@ -24,6 +24,7 @@ from service.core.problems import (
     UnsupportedMediaType,
     validation_problem,
 )
+from service.http.bodylimit import set_body_limit
 
 # Form fields and JSON framing around the image; a generous allowance, still bounded.
 _OVERHEAD = 64 * 1024
@@ -94,6 +95,8 @@ async def read_upload(
     neither multipart nor JSON, 422 for missing parts. Never decodes the image itself."""
     limit: int = request.app.state.container.settings.max_upload_bytes
     total_limit = limit * max_images + _OVERHEAD
+    # The stream itself stops at total_limit, before the multipart parser spools it.
+    set_body_limit(request, total_limit)
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > total_limit:
         raise _too_large(limit)

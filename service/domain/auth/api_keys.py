@@ -51,6 +51,7 @@ def create_api_key(
     role: Role,
     gallery_ids: list[uuid.UUID] | None = None,
     created_by: str | None = None,
+    rate_limit: int | None = None,
 ) -> NewKey:
     prefix = secrets.token_hex(6)
     plaintext = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
@@ -61,6 +62,7 @@ def create_api_key(
         role=role.value,
         gallery_ids=gallery_ids,
         created_by=created_by,
+        rate_limit_per_minute=rate_limit,
     )
     session.add(row)
     session.flush()
@@ -88,4 +90,5 @@ def authenticate_api_key(session: Session, presented: str) -> Principal | None:
         id=str(row.id),
         role=Role(row.role),
         gallery_ids=frozenset(row.gallery_ids) if row.gallery_ids is not None else None,
+        rate_limit=row.rate_limit_per_minute,
     )

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.core.principal import Principal, Role
-from service.core.problems import NotFound
+from service.core.problems import Forbidden, NotFound
 from service.db.models import ApiKey
 from service.db.pagination import page, paginate
 from service.domain.audit import record
@@ -24,10 +24,46 @@ def public(row: ApiKey) -> dict[str, Any]:
         "prefix": row.prefix,
         "role": Role(row.role),
         "galleries": row.gallery_ids,
+        "rate_limit_per_minute": row.rate_limit_per_minute,
         "created_at": row.created_at,
         "last_used_at": row.last_used_at,
         "revoked_at": row.revoked_at,
     }
+
+
+def _check_within(actor: Principal, role: Role, galleries: list[uuid.UUID] | None) -> None:
+    """A caller hands out at most what it holds: no higher role, no gallery it cannot see.
+    Without this a key scoped to one tenant could mint an unrestricted admin key."""
+    if not actor.can_act_as(role):
+        raise Forbidden(f"a {actor.role.value} cannot create a {role.value} key")
+    if actor.gallery_ids is None:
+        return
+    if galleries is None:
+        raise Forbidden("a key scoped to galleries cannot create a key for every gallery")
+    outside = sorted(str(g) for g in set(galleries) - actor.gallery_ids)
+    if outside:
+        raise Forbidden("galleries outside this key's scope", galleries=outside)
+
+
+def _limit_within(actor: Principal, wanted: int | None) -> int | None:
+    """A key with its own limit cannot hand out a bigger one (0 is no limit, the
+    biggest); a key made by it without a limit inherits the creator's."""
+    own = actor.rate_limit
+    if own is None or own == 0:
+        return wanted
+    if wanted is None:
+        return own
+    if wanted == 0 or wanted > own:
+        raise Forbidden(f"this key is limited to {own} requests a minute; so is what it creates")
+    return wanted
+
+
+def _in_scope(actor: Principal, row: ApiKey) -> bool:
+    if not actor.can_act_as(Role(row.role)):
+        return False
+    if actor.gallery_ids is None:
+        return True
+    return row.gallery_ids is not None and set(row.gallery_ids) <= actor.gallery_ids
 
 
 def create(
@@ -37,13 +73,19 @@ def create(
     role: Role,
     galleries: list[uuid.UUID] | None,
     actor: Principal | None,
+    rate_limit: int | None = None,
 ) -> NewKey:
+    # actor None is the CLI, run by whoever holds the database: it may create anything.
+    if actor is not None:
+        _check_within(actor, role, galleries)
+        rate_limit = _limit_within(actor, rate_limit)
     new = create_api_key(
         session,
         name=name,
         role=role,
         gallery_ids=galleries,
         created_by=f"{actor.kind}:{actor.id}" if actor else "cli",
+        rate_limit=rate_limit,
     )
     session.refresh(new.row)
     record(
@@ -52,23 +94,34 @@ def create(
         action="api_key.create",
         target_type="api_key",
         target_id=str(new.row.id),
-        details={"name": name, "role": role.value},
+        details={"name": name, "role": role.value, "rate_limit_per_minute": rate_limit},
     )
     return new
 
 
 def list_page(
-    session: Session, *, limit: int, cursor: str | None
+    session: Session, *, limit: int, cursor: str | None, actor: Principal | None = None
 ) -> tuple[list[ApiKey], str | None]:
+    query = select(ApiKey)
+    if actor is not None:
+        # Same rule as _in_scope, in SQL so that pages stay full.
+        allowed = [r.value for r in Role if actor.can_act_as(r)]
+        query = query.where(ApiKey.role.in_(allowed))
+        if actor.gallery_ids is not None:
+            query = query.where(
+                ApiKey.gallery_ids.is_not(None),
+                ApiKey.gallery_ids.contained_by(list(actor.gallery_ids)),
+            )
     query = paginate(
-        select(ApiKey), created_col=ApiKey.created_at, id_col=ApiKey.id, limit=limit, cursor=cursor
+        query, created_col=ApiKey.created_at, id_col=ApiKey.id, limit=limit, cursor=cursor
     )
     return page(session.scalars(query).all(), limit)
 
 
 def revoke(session: Session, *, key_id: uuid.UUID, actor: Principal) -> None:
     row = session.get(ApiKey, key_id)
-    if row is None:
+    # 404, not 403, for keys out of scope: their ids are not disclosed.
+    if row is None or not _in_scope(actor, row):
         raise NotFound(f"no API key {key_id}")
     if row.revoked_at is None:
         row.revoked_at = datetime.now(UTC)

@@ -23,6 +23,8 @@ class LivenessRuntime:
     passive: PassiveChecker
     policy: ChallengePolicy = field(default_factory=ChallengePolicy)
     session_ttl_s: float = 120.0
+    # After a session passed: how long it may back its one verify.
+    session_validity_s: float = 60.0
     model_id: str = "dlib-resnet-v1-onnx"
 
 
@@ -34,4 +36,5 @@ def build_runtime(settings: Settings, pipeline: FacePipeline) -> LivenessRuntime
         extractor=FeatureExtractor(),
         passive=PassiveChecker(model),
         model_id=settings.default_model,
+        session_validity_s=settings.liveness_session_validity_s,
     )

@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from liveness.actions import random_actions
-from liveness.observe import observe_frame
+from liveness.actions import ChallengePolicy, random_actions
+from liveness.observe import ObservedFrame, observe_frame
 from liveness.session import PASSED, Observation, SessionState, advance, expire_if_due
 from liveness.tracking import TrackState
 from service.core.principal import Principal
@@ -44,6 +44,21 @@ class DuplicateFrame(Conflict):
 
 class SessionNotPassed(Conflict):
     slug, title = "liveness-session-not-passed", "Liveness session has not passed"
+
+
+class SessionUsed(Conflict):
+    slug, title = "liveness-session-used", "Liveness session already used"
+
+
+@dataclass(frozen=True)
+class SessionProbe:
+    """What a passed session hands to its one verify."""
+
+    row: LivenessSession
+    embedding: list[float]
+    model_id: str
+    score: float | None
+    signals: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -102,7 +117,8 @@ def _load(
 ) -> LivenessSession:
     query = select(LivenessSession).where(LivenessSession.id == session_id)
     if lock:
-        query = query.with_for_update()
+        # populate_existing: a row read earlier in this session is refreshed, not reused.
+        query = query.with_for_update().execution_options(populate_existing=True)
     row = session.scalars(query).first()
     # Another key's session is reported as absent, not forbidden: ids are not probes.
     if row is None or row.principal_id != principal.id:
@@ -182,6 +198,19 @@ def _replayed(session: Session, row_id: uuid.UUID, digest: str) -> bool:
     return session.execute(_REPLAYED_SQL, params).first() is not None
 
 
+# A frame observed against a state another frame changed meanwhile is observed again,
+# this many times at most, before the client is told to resend.
+_FRAME_ATTEMPTS = 3
+
+
+class FrameRaced(Conflict):
+    slug, title = "liveness-frame-conflict", "Frames of one session arrived at once"
+
+
+def _version(row: LivenessSession) -> str:
+    return row.status + json.dumps(row.state, sort_keys=True)
+
+
 def post_frame(
     runtime: LivenessRuntime,
     session: Session,
@@ -191,61 +220,123 @@ def post_frame(
     *,
     last: bool = False,
 ) -> SessionView:
-    """One frame of a challenge. The session row is locked for the frame's duration, so
-    frames of one session are applied one at a time, in arrival order."""
-    row = _load(session, principal, session_id, lock=True)
-    machine = SessionState.from_dict(row.state["machine"])
-    if machine.done:
-        raise SessionClosed(
-            f"liveness session {session_id} is {machine.status}; sessions are single use",
-            status_value=machine.status,
-        )
-    now = time.time()
-    expires_at = row.expires_at.timestamp()
-    machine = expire_if_due(machine, now=now, expires_at=expires_at)
-    if machine.done:
-        _store(row, machine, None, session, principal, runtime)
-        session.commit()
-        raise SessionExpired(f"liveness session {session_id} expired at {row.expires_at}")
+    """One frame of a challenge, run in a CPU-pool thread.
+
+    The CPU work (decode, detection, mesh, embedding) runs with no row locked and no
+    transaction open: the row is read and checked under lock, the lock released, the
+    frame observed, then the row locked again and the frame applied only if no other
+    frame was applied meanwhile; otherwise it is observed again against the new state.
+    Frames of one session are so applied one at a time, each against the state it was
+    observed with, and a slow frame stalls nothing else."""
     digest = hashlib.sha256(data).hexdigest()
-    if digest in machine.digests:
-        raise DuplicateFrame("this frame was already sent to this session")
-    if _replayed(session, row.id, digest):
-        obs = Observation(digest=digest, faces=0, replayed=True)
-        machine = advance(machine, obs, now=now, expires_at=expires_at, policy=runtime.policy)
-        _store(row, machine, None, session, principal, runtime)
+    image = None
+    for _ in range(_FRAME_ATTEMPTS):
+        row = _load(session, principal, session_id, lock=True)
+        machine = SessionState.from_dict(row.state["machine"])
+        if machine.done:
+            raise SessionClosed(
+                f"liveness session {session_id} is {machine.status}; sessions are single use",
+                status_value=machine.status,
+            )
+        now = time.time()
+        expires_at = row.expires_at.timestamp()
+        machine = expire_if_due(machine, now=now, expires_at=expires_at)
+        if machine.done:
+            _store(row, machine, None, session, principal, runtime)
+            session.commit()
+            raise SessionExpired(f"liveness session {session_id} expired at {row.expires_at}")
+        if digest in machine.digests:
+            raise DuplicateFrame("this frame was already sent to this session")
+        if _replayed(session, row.id, digest):
+            obs = Observation(digest=digest, faces=0, replayed=True)
+            machine = advance(machine, obs, now=now, expires_at=expires_at, policy=runtime.policy)
+            _store(row, machine, None, session, principal, runtime)
+            return _view(row, runtime)
+        seen = _version(row)
+        track_data = row.state.get("track")
+        session.commit()  # releases the row lock before the CPU work
+        if image is None:
+            image = decode(runtime.pipeline, data)
+        frame = _observe(runtime, image, machine, track_data, digest, last, now, expires_at)
+        row = _load(session, principal, session_id, lock=True)
+        if _version(row) != seen:
+            continue
+        policy = _frame_policy(runtime)
+        machine = advance(machine, frame.observation, now=now, expires_at=expires_at, policy=policy)
+        _store(row, machine, frame.track, session, principal, runtime)
         return _view(row, runtime)
+    raise FrameRaced(f"frames of liveness session {session_id} keep arriving at once; resend")
+
+
+def _frame_policy(runtime: LivenessRuntime) -> ChallengePolicy:
     # "One face throughout" means: every embedded frame matches the first by the
     # embedding model's own verification threshold.
-    pipeline = runtime.pipeline
-    spec = pipeline.spec(runtime.model_id)
-    policy = replace(runtime.policy, same_face=max(runtime.policy.same_face, spec.threshold))
-    track_data = row.state.get("track")
-    frame = observe_frame(
+    spec = runtime.pipeline.spec(runtime.model_id)
+    return replace(runtime.policy, same_face=max(runtime.policy.same_face, spec.threshold))
+
+
+def _observe(
+    runtime: LivenessRuntime,
+    image: Any,  # noqa: ANN401 - the decoded RGB array
+    machine: SessionState,
+    track_data: dict[str, Any] | None,
+    digest: str,
+    last: bool,
+    now: float,
+    expires_at: float,
+) -> ObservedFrame:
+    return observe_frame(
         runtime.extractor,
-        pipeline,
+        runtime.pipeline,
         runtime.model_id,
-        decode(pipeline, data),
+        image,
         machine,
         TrackState.from_dict(track_data) if track_data else None,
         digest=digest,
         last=last,
         now=now,
         expires_at=expires_at,
-        policy=policy,
+        policy=_frame_policy(runtime),
     )
-    machine = advance(machine, frame.observation, now=now, expires_at=expires_at, policy=policy)
-    _store(row, machine, frame.track, session, principal, runtime)
-    return _view(row, runtime)
 
 
 def session_probe(
     runtime: LivenessRuntime, session: Session, principal: Principal, session_id: uuid.UUID
-) -> tuple[list[float], str]:
+) -> SessionProbe:
     """For verify: the embedding (and its model id) of the face in a passed session's
-    final frame. The face verify compares is the one that proved liveness."""
-    row = _load(session, principal, session_id, lock=False)
+    final frame. The face verify compares is the one that proved liveness.
+
+    The row is locked and marked used in the verify's transaction: of two verifies racing
+    on one session, the second waits, then sees it used. A verify that fails rolls the
+    mark back with everything else, so the session is spent only by a recorded verify."""
+    row = _load(session, principal, session_id, lock=True)
     machine = SessionState.from_dict(row.state["machine"])
     if machine.status != PASSED or machine.final_embedding is None:
         raise SessionNotPassed(f"liveness session {session_id} is {machine.status}")
-    return list(machine.final_embedding), runtime.model_id
+    if row.state.get("used_at"):
+        raise SessionUsed(
+            f"liveness session {session_id} already backed a verify; run a new one",
+            verification_id=row.state.get("used_by"),
+        )
+    now = datetime.now(UTC)
+    valid_until = (row.completed_at or now) + timedelta(seconds=runtime.session_validity_s)
+    if row.completed_at is None or now > valid_until:
+        raise SessionExpired(
+            f"liveness session {session_id} passed more than "
+            f"{runtime.session_validity_s:g} s ago; run a new one"
+        )
+    row.state = {**row.state, "used_at": now.isoformat()}
+    signals = machine.signals(runtime.policy)
+    score = signals["depth"]["score"]
+    return SessionProbe(
+        row=row,
+        embedding=list(machine.final_embedding),
+        model_id=runtime.model_id,
+        score=float(score) if score is not None else None,
+        signals={"mode": "active", "session_id": str(row.id), **signals},
+    )
+
+
+def mark_used(probe: SessionProbe, verification_id: uuid.UUID) -> None:
+    """Name the verify the session backed, for the 409 a second use gets."""
+    probe.row.state = {**probe.row.state, "used_by": str(verification_id)}

@@ -32,7 +32,7 @@ class NoTemplates(Unprocessable):
 @dataclass
 class Liveness:
     decision: str
-    score: float
+    score: float | None
     signals: dict[str, Any]
 
 

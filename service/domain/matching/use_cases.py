@@ -19,7 +19,7 @@ from service.domain.components import Components
 from service.domain.galleries import get_visible
 from service.domain.liveness.passive import passive_check_face
 from service.domain.liveness.runtime import LivenessRuntime
-from service.domain.liveness.sessions import session_probe
+from service.domain.liveness.sessions import mark_used, session_probe
 from service.domain.matching import decisions as matching
 from service.domain.matching.params import SearchParams, VerifyParams, probe_selector
 from service.domain.schemas import (
@@ -145,19 +145,20 @@ def _verify_liveness_session(
         session, principal, gallery_id=params.gallery, subject_id=params.subject,
         external_id=params.external_id,
     )  # fmt: skip
-    vector, model_id = session_probe(liveness, session, principal, params.liveness_session)
-    if model_id != gallery.active_model_id:
+    passed = session_probe(liveness, session, principal, params.liveness_session)
+    if passed.model_id != gallery.active_model_id:
         raise Unprocessable(
-            f"the session's face was embedded with {model_id}, the gallery uses "
+            f"the session's face was embedded with {passed.model_id}, the gallery uses "
             f"{gallery.active_model_id}"
         )
-    live = matching.Liveness(
-        decision="live", score=1.0, signals={"session_id": str(params.liveness_session)}
-    )
-    return matching.verify_against_subject(
+    # The session's own score (the depth-from-motion verdict its history row holds).
+    live = matching.Liveness(decision="live", score=passed.score, signals=passed.signals)
+    outcome = matching.verify_against_subject(
         session, components, principal=principal, gallery=gallery, subject=subject,
-        probe=None, image=None, started=started, liveness=live, probe_vector=vector,
+        probe=None, image=None, started=started, liveness=live, probe_vector=passed.embedding,
     )  # fmt: skip
+    mark_used(passed, outcome.verification.id)
+    return outcome
 
 
 def search(

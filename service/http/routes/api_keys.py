@@ -21,6 +21,12 @@ class ApiKeyCreate(BaseModel):
     galleries: list[uuid.UUID] | None = Field(
         default=None, description="Restrict the key to these galleries; omit for all."
     )
+    rate_limit_per_minute: int | None = Field(
+        default=None,
+        ge=0,
+        description="Requests a minute for this key (0: none); omit for the service default, "
+        "or the creating key's own limit when it has one.",
+    )
 
 
 class ApiKeyPublic(BaseModel):
@@ -29,6 +35,7 @@ class ApiKeyPublic(BaseModel):
     prefix: str
     role: Role
     galleries: list[uuid.UUID] | None
+    rate_limit_per_minute: int | None = Field(description="None: the service default.")
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
@@ -46,7 +53,12 @@ class ApiKeyPage(BaseModel):
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)
 def create_key(body: ApiKeyCreate, principal: AdminPrincipal, session: SessionDep) -> ApiKeyCreated:
     new = key_admin.create(
-        session, name=body.name, role=body.role, galleries=body.galleries, actor=principal
+        session,
+        name=body.name,
+        role=body.role,
+        galleries=body.galleries,
+        actor=principal,
+        rate_limit=body.rate_limit_per_minute,
     )
     return ApiKeyCreated(**key_admin.public(new.row), key=new.plaintext)
 
@@ -58,7 +70,7 @@ def list_keys(
     limit: int = Query(50, ge=1, le=200),
     cursor: str | None = None,
 ) -> ApiKeyPage:
-    rows, next_cursor = key_admin.list_page(session, limit=limit, cursor=cursor)
+    rows, next_cursor = key_admin.list_page(session, limit=limit, cursor=cursor, actor=principal)
     return ApiKeyPage(
         items=[ApiKeyPublic(**key_admin.public(r)) for r in rows], next_cursor=next_cursor
     )

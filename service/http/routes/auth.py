@@ -13,10 +13,15 @@ from pydantic import BaseModel, Field, ValidationError
 
 from service.core.problems import UnsupportedMediaType, validation_problem
 from service.domain.auth.login import AuthService, TokenPair
+from service.http.bodylimit import set_body_limit
 from service.http.deps import ContainerDep, SessionDep
 from service.http.ratelimit import ClientIpRateLimit
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"], dependencies=[ClientIpRateLimit])
+
+
+# An email (320) and a password (1024), encoded, with room for form or JSON framing.
+_LOGIN_BODY_LIMIT = 16 * 1024
 
 
 class LoginBody(BaseModel):
@@ -59,6 +64,8 @@ _LOGIN_BODY_DOC: dict[str, Any] = {
 async def login_body(request: Request) -> LoginBody:
     """Read the credentials from whichever of the two encodings the client used."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    # Unauthenticated: the tightest cap of all, enforced while the body streams.
+    set_body_limit(request, _LOGIN_BODY_LIMIT)
     try:
         if content_type == "application/json":
             return LoginBody.model_validate_json(await request.body())

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from service.domain.liveness import passive as passive_svc
 from service.domain.liveness import sessions as svc
-from service.http.deps import ClientPrincipal, LivenessDep, SessionDep
+from service.http.deps import ClientPrincipal, ComponentsDep, LivenessDep, SessionDep
 from service.http.uploads import image_request_body, read_upload
 
 router = APIRouter(prefix="/v1/liveness", tags=["liveness"])
@@ -51,11 +51,17 @@ def _truthy(value: object) -> bool:
 
 @router.post("", response_model=PassiveOut, openapi_extra=image_request_body("image"))
 async def passive(
-    request: Request, principal: ClientPrincipal, session: SessionDep, liveness: LivenessDep
+    request: Request,
+    principal: ClientPrincipal,
+    session: SessionDep,
+    components: ComponentsDep,
+    liveness: LivenessDep,
 ) -> PassiveOut:
     upload = await read_upload(request, max_images=1)
-    result, verification_id = passive_svc.check_image(
-        liveness, session, principal, upload.image("image")
+    image = upload.image("image")
+    # The CPU pool verify uses: decoding and the models never run on the event loop.
+    result, verification_id = await components.run_cpu(
+        lambda: passive_svc.check_image(liveness, session, principal, image)
     )
     return PassiveOut(
         score=result.score,
@@ -93,15 +99,13 @@ async def post_frame(
     request: Request,
     principal: ClientPrincipal,
     session: SessionDep,
+    components: ComponentsDep,
     liveness: LivenessDep,
 ) -> SessionOut:
     upload = await read_upload(request, max_images=1)
-    view = svc.post_frame(
-        liveness,
-        session,
-        principal,
-        session_id,
-        upload.image("image"),
-        last=_truthy(upload.fields.get("last", False)),
+    image = upload.image("image")
+    last = _truthy(upload.fields.get("last", False))
+    view = await components.run_cpu(
+        lambda: svc.post_frame(liveness, session, principal, session_id, image, last=last)
     )
     return _out(view)
