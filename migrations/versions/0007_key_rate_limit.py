@@ -1,7 +1,7 @@
 """API keys carry their own rate limit (requests a minute; NULL: the service default).
 
 Revision ID: 0007
-Revises: 0005 (the integrator rechains it after 0006)
+Revises: 0006
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
