@@ -50,7 +50,7 @@ def batch_components(pool_size: int = 4) -> Iterator[tuple[Components, str]]:
     # core): a call that happens to run alone must not take a second thread.
     settings = get_settings()
     settings = settings.model_copy(update={"idle_intra_op_threads": settings.intra_op_threads})
-    with database(settings) as url:
+    with database(settings, supervise=True) as url:
         engine = make_engine(url, pool_size=pool_size)
         components = build_components(settings, engine, load_secrets(settings))
         try:

@@ -108,7 +108,7 @@ def serve(
         _err(f"error: {exc}")
         raise typer.Exit(code=1) from exc
     try:
-        with database(settings) as url:
+        with database(settings, supervise=True) as url:
             where = "embedded PostgreSQL" if settings.embedded else "external PostgreSQL"
             _err(
                 f"Faceprint data directory: {settings.data_dir} ({where})\n"

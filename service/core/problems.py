@@ -93,6 +93,10 @@ class Unavailable(Problem):
     status, slug, title = 503, "unavailable", "Service unavailable"
 
 
+class DatabaseUnavailable(Unavailable):
+    slug, title = "database-unavailable", "Database unavailable"
+
+
 class NoFaceProblem(Unprocessable):
     slug, title = "no-face", "No face found"
 

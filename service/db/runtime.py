@@ -18,10 +18,13 @@ log = logging.getLogger(__name__)
 
 
 @contextmanager
-def database(settings: Settings, *, apply_migrations: bool | None = None) -> Iterator[str]:
+def database(
+    settings: Settings, *, apply_migrations: bool | None = None, supervise: bool = False
+) -> Iterator[str]:
     """Yield the database URL; on the embedded default, pending migrations are applied
-    (an external database is migrated only by ``faceprint migrate``)."""
-    with database_url(settings) as url:
+    (an external database is migrated only by ``faceprint migrate``), and ``supervise``
+    restarts the embedded server if it dies."""
+    with database_url(settings, supervise=supervise) as url:
         if apply_migrations if apply_migrations is not None else settings.embedded:
             migrate.upgrade(url)
         yield url

@@ -25,7 +25,7 @@ from service.core.principal import Principal
 from service.core.problems import Conflict
 from service.core.request_context import current_request_id
 from service.db.models import Face, Gallery, Subject, Template
-from service.db.session import after_commit
+from service.db.session import after_commit, on_rollback
 from service.domain.audit import record
 from service.domain.components import Components, face_image_key
 from service.domain.events import ENROLLMENT_COMPLETED, ENROLLMENT_FAILED, announce
@@ -163,6 +163,7 @@ def _store_original(
     face_id = uuid.uuid4()
     key = face_image_key(gallery.id, subject.id, face_id)
     components.image_store.put(key, image)
+    on_rollback(session, lambda: components.image_store.delete(key))
     face = Face(
         id=face_id,
         subject_id=subject.id,

@@ -22,19 +22,23 @@ def check(engine: Engine, probes: Mapping[str, Callable[[], str | None]]) -> dic
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
+        current = current_revision(engine)
         checks["database"] = "ok"
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
         checks["database"] = "unreachable"
         reasons.append(f"database unreachable: {type(exc).__name__}")
-    if checks["database"] == "ok":
-        current, head = current_revision(engine), head_revision()
+    else:
+        head = head_revision()
         if current == head:
             checks["migrations"] = "ok"
         else:
             checks["migrations"] = "pending"
             reasons.append(f"schema at {current}, code expects {head}: run `faceprint migrate`")
     for name, probe in probes.items():
-        problem = probe()
+        try:
+            problem = probe()
+        except Exception as exc:  # noqa: BLE001 - a probe that cannot run is failing
+            problem = f"{type(exc).__name__}: {exc}"[:200]
         checks[name] = "ok" if problem is None else "failing"
         if problem is not None:
             reasons.append(f"{name}: {problem}")

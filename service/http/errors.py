@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 
+import psycopg
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -12,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.core.problems import (
     MEDIA_TYPE,
+    DatabaseUnavailable,
     Forbidden,
     NotFound,
     PayloadTooLarge,
@@ -23,6 +26,18 @@ from service.core.problems import (
 )
 
 log = logging.getLogger(__name__)
+
+DB_RETRY_AFTER_S = 2
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """A lost or refused database connection (not a bad query): the pool's timeout, a
+    connection invalidated mid-request, or the driver's OperationalError."""
+    if isinstance(exc, sqlalchemy.exc.TimeoutError):
+        return True
+    if isinstance(exc, sqlalchemy.exc.DBAPIError):
+        return exc.connection_invalidated or isinstance(exc.orig, psycopg.OperationalError)
+    return False
 
 
 def problem_response(problem: Problem, request: Request) -> JSONResponse:
@@ -75,6 +90,19 @@ def install_problem_handlers(app: FastAPI) -> None:
         cls = _HTTP_SLUGS.get(exc.status_code, Problem)
         problem = cls(str(exc.detail))
         problem.status = exc.status_code
+        return problem_response(problem, request)
+
+    @app.exception_handler(sqlalchemy.exc.DBAPIError)
+    @app.exception_handler(sqlalchemy.exc.TimeoutError)
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        if not database_unreachable(exc):
+            return await _unexpected(request, exc)
+        # The database went away (crash, restart, failover): the client may retry; nothing
+        # this request wrote was committed.
+        log.warning("database unavailable: %s", type(exc).__name__)
+        problem = DatabaseUnavailable(
+            "the database is unavailable; retry shortly", retry_after=DB_RETRY_AFTER_S
+        )
         return problem_response(problem, request)
 
     @app.exception_handler(Exception)
