@@ -1,10 +1,15 @@
-"""What the commands that move many images through a model share: the components
-without a server, a progress bar, one-line failures."""
+"""What the commands share: a session or the components without a server, a progress
+bar, tables or JSON on stdout, one-line failures."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import enum
+import json
+import uuid
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -17,18 +22,110 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Table
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from retrieval.base import VectorIndex
 from retrieval.factory import build_index
 from service.core.datadir import load_secrets
+from service.core.logging import configure_logging
+from service.core.principal import Principal, Role
 from service.core.problems import Problem
 from service.core.settings import get_settings
-from service.db.runtime import database
-from service.db.session import make_engine
+from service.db.runtime import database, sessions
+from service.db.session import make_engine, make_sessionmaker
 from service.domain.components import Components, build_components, index_config
 
 console = Console(stderr=True)
+# Tables go to stdout, so that `faceprint … | less` shows them; messages go to stderr.
+stdout = Console()
+
+# Whoever runs the CLI on the service's machine holds its data dir (its secrets, its
+# database): an admin over every gallery.
+CLI_ACTOR = Principal(kind="cli", id="cli", role=Role.admin)
+
+
+class OutputFormat(enum.StrEnum):
+    table = "table"
+    json = "json"
+
+
+FormatOption = Annotated[
+    OutputFormat,
+    typer.Option("--format", help="table (for people) or json (for scripts, on stdout)."),
+]
+LimitOption = Annotated[int, typer.Option(min=1, max=200, help="At most this many, newest first.")]
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """A session on the configured database (the running service's embedded one, or one
+    started for this command). The caller commits."""
+    configure_logging("WARNING")
+    with sessions(get_settings()) as (_, make_session), make_session() as session:
+        yield session
+
+
+@contextmanager
+def components_scope() -> Iterator[tuple[Session, Components]]:
+    """A session and the components, for commands that touch the index or the image
+    store (creating and erasing galleries and subjects)."""
+    configure_logging("WARNING")
+    with batch_components(pool_size=2) as (components, _):
+        with make_sessionmaker(components.engine)() as session:
+            yield session, components
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, uuid.UUID | datetime | enum.Enum):
+        return value.value if isinstance(value, enum.Enum) else str(value)
+    return value
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        # Seconds are enough to read a table by; JSON keeps the full timestamp.
+        return value.isoformat(sep=" ", timespec="seconds")
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return str(_plain(value))
+
+
+def emit(
+    rows: Sequence[dict[str, Any]], fmt: OutputFormat, *, columns: Sequence[str], empty: str
+) -> None:
+    """Rows as a table of ``columns`` or as a JSON list of whole rows."""
+    if fmt is OutputFormat.json:
+        typer.echo(json.dumps([{k: _plain(v) for k, v in r.items()} for r in rows], indent=2))
+        return
+    if not rows:
+        console.print(empty)
+        return
+    table = Table()
+    for name in columns:
+        # Ids are what the next command takes: never cut, whatever the terminal width.
+        if name == "id":
+            table.add_column(name, no_wrap=True, min_width=36)
+        else:
+            table.add_column(name, overflow="fold")
+    for row in rows:
+        table.add_row(*(_cell(row.get(c)) for c in columns))
+    stdout.print(table)
+
+
+def emit_one(row: dict[str, Any], fmt: OutputFormat) -> None:
+    """One object: JSON, or one ``field: value`` line per field."""
+    if fmt is OutputFormat.json:
+        typer.echo(json.dumps({k: _plain(v) for k, v in row.items()}, indent=2))
+        return
+    for key, value in row.items():
+        shown = json.dumps(value) if isinstance(value, dict | list) else _plain(value)
+        typer.echo(f"{key}: {'-' if value is None else shown}")
 
 
 @contextmanager

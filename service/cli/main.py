@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import os
 import sys
-import uuid
+from importlib.metadata import version
 from typing import Annotated
 
 import typer
 import uvicorn
+from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
+from service.cli.audit import audit_app, history_app
 from service.cli.enroll import enroll
+from service.cli.galleries import galleries_app, subjects_app
 from service.cli.index import index_app
+from service.cli.keys import keys_app
 from service.cli.models import models_app
 from service.cli.reindex import reindex_app
 from service.cli.users import users_app
@@ -20,18 +25,46 @@ from service.cli.worker import worker
 from service.core.datadir import DataDirInUse, ServeLock
 from service.core.logging import configure_logging
 from service.core.metrics import shared_between_processes
-from service.core.principal import Role
+from service.core.problems import Problem
 from service.core.settings import Settings, get_settings
-from service.db.runtime import database, sessions
-from service.domain.auth import key_admin
+from service.db.runtime import database
+
+
+class OneLineErrors(TyperGroup):
+    """Every failure is one ``error: …`` line and exit code 1; ``--debug`` (before the
+    command) shows the traceback instead."""
+
+    def invoke(self, ctx: typer.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (TyperException, typer.Exit, typer.Abort):
+            # Usage errors, --help, confirmations: the framework words these itself.
+            raise
+        except Problem as exc:
+            if ctx.meta.get(_DEBUG):
+                raise
+            _err(f"error: {exc.detail}")
+            raise typer.Exit(code=1) from None
+        except Exception as exc:  # noqa: BLE001 - the one place that turns any failure into a line
+            if ctx.meta.get(_DEBUG):
+                raise
+            _err(f"error: {exc or type(exc).__name__} (run with --debug for the traceback)")
+            raise typer.Exit(code=1) from None
+
+
+_DEBUG = "faceprint.debug"
 
 app = typer.Typer(
     help="Faceprint: self-hosted face verification (1:1) and identification (1:N).",
     no_args_is_help=True,
     add_completion=False,
+    cls=OneLineErrors,
 )
-keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+app.add_typer(galleries_app, name="galleries")
+app.add_typer(subjects_app, name="subjects")
+app.add_typer(audit_app, name="audit")
+app.add_typer(history_app, name="history")
 app.add_typer(models_app, name="models")
 app.add_typer(index_app, name="index")
 app.add_typer(users_app, name="users")
@@ -39,6 +72,27 @@ app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(reindex_app, name="reindex")
 app.command("worker")(worker)
 app.command("enroll")(enroll)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"faceprint {version('faceprint')}")
+        raise typer.Exit
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of failures.")] = False,
+) -> None:
+    """Faceprint: self-hosted face verification (1:1) and identification (1:N)."""
+    ctx.meta[_DEBUG] = debug
 
 
 def _err(message: str) -> None:
@@ -160,39 +214,6 @@ def migrate_cmd() -> None:
     with database(settings, apply_migrations=True):
         pass
     _err("database schema is at the latest revision")
-
-
-@keys_app.command("create")
-def keys_create(
-    name: Annotated[str, typer.Option(help="A label for the key, e.g. the system that uses it.")],
-    role: Annotated[Role, typer.Option(help="admin, operator or client.")],
-    gallery: Annotated[
-        list[uuid.UUID] | None,
-        typer.Option(help="Restrict the key to this gallery id (repeatable); omit for all."),
-    ] = None,
-) -> None:
-    """Create an API key and print it on stdout (only the key). It is shown once and stored
-    hashed: keep it."""
-    settings = get_settings()
-    configure_logging("WARNING")
-    with sessions(settings) as (_, make_session), make_session() as session:
-        new = key_admin.create(session, name=name, role=role, galleries=gallery, actor=None)
-        session.commit()
-        sys.stdout.write(new.plaintext + "\n")
-
-
-@keys_app.command("revoke")
-def keys_revoke(key_id: Annotated[uuid.UUID, typer.Argument(help="The key's id.")]) -> None:
-    """Revoke an API key: it stops authenticating at once."""
-    from service.core.principal import Principal
-
-    settings = get_settings()
-    configure_logging("WARNING")
-    cli_actor = Principal(kind="cli", id="cli", role=Role.admin)
-    with sessions(settings) as (_, make_session), make_session() as session:
-        key_admin.revoke(session, key_id=key_id, actor=cli_actor)
-        session.commit()
-    _err(f"revoked {key_id}")
 
 
 def main() -> None:
