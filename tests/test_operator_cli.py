@@ -214,3 +214,22 @@ def test_audit_and_history_readers(client, faceprint: Invoke) -> None:  # noqa: 
     assert len(matches) == 1 and matches[0]["similarity"] >= matches[0]["threshold"]
     assert "verify" in ok(faceprint("history", "list", "--kind", "verify")).stdout
     assert "no history rows" in faceprint("history", "list", "--kind", "search").stderr
+
+
+def test_subject_export_from_the_cli(client, faceprint: Invoke, tmp_path: Path) -> None:  # noqa: ANN001
+    gallery = ok(faceprint("galleries", "create", "staff")).stdout.strip()
+    key = make_key(client, "admin")
+    subject_id = enroll(client, key, gallery, "emp-0042", OBAMA / "obama1.jpg")
+    out = tmp_path / "emp-0042.json"
+    done = ok(faceprint("subjects", "export", "emp-0042", "--gallery", gallery, "--images",
+                        "--output", str(out)))  # fmt: skip
+    assert "1 faces" in done.stderr
+    document = json.loads(out.read_text())
+    assert document["subject"]["id"] == subject_id and document["faces"][0]["image_base64"]
+    on_stdout = json.loads(
+        ok(faceprint("subjects", "export", subject_id, "--gallery", gallery)).stdout
+    )
+    assert on_stdout["faces"][0]["image_base64"] is None
+    audited = json.loads(ok(faceprint("audit", "list", "--action", "subject.export",
+                                      "--format", "json")).stdout)  # fmt: skip
+    assert len(audited) == 2

@@ -77,6 +77,11 @@ def components_scope() -> Iterator[tuple[Session, Components]]:
             yield session, components
 
 
+def say(message: str) -> None:
+    """A message for the person at the terminal, on stderr, never re-wrapped."""
+    typer.echo(message, err=True)
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, uuid.UUID | datetime | enum.Enum):
         return value.value if isinstance(value, enum.Enum) else str(value)
@@ -104,7 +109,7 @@ def emit(
         typer.echo(json.dumps([{k: _plain(v) for k, v in r.items()} for r in rows], indent=2))
         return
     if not rows:
-        console.print(empty)
+        say(empty)
         return
     table = Table()
     for name in columns:

@@ -4,6 +4,7 @@ HTTP, from the machine the service runs on."""
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -14,13 +15,13 @@ from service.cli.common import (
     LimitOption,
     OutputFormat,
     components_scope,
-    console,
     emit,
     emit_one,
+    say,
     session_scope,
 )
 from service.db.models import Gallery, Subject
-from service.domain import galleries, subjects
+from service.domain import galleries, subject_export, subjects
 
 galleries_app = typer.Typer(help="Create, list, show and delete galleries.", no_args_is_help=True)
 subjects_app = typer.Typer(
@@ -83,7 +84,7 @@ def create_cmd(
         emit_one(shown, fmt)
     else:
         typer.echo(str(shown["id"]))
-        console.print(f"created gallery {name!r} ({shown['model_id']})")
+        say(f"created gallery {name!r} ({shown['model_id']})")
 
 
 @galleries_app.command("list")
@@ -116,7 +117,7 @@ def delete_cmd(gallery: GalleryArg, yes: YesOption = False) -> None:
             typer.confirm(f"erase gallery {row.name!r} and its {count} subjects?", abort=True)
         galleries.delete(session, components, principal=CLI_ACTOR, gallery_id=gallery)
         session.commit()
-    console.print(f"erased gallery {gallery} ({count} subjects)")
+    say(f"erased gallery {gallery} ({count} subjects)")
 
 
 def _subject(session: Any, gallery: uuid.UUID, ref: str) -> Subject:
@@ -164,4 +165,30 @@ def subjects_delete_cmd(
             session, components, principal=CLI_ACTOR, gallery_id=gallery, subject_id=row.id
         )
         session.commit()
-    console.print(f"erased subject {row.external_id} ({row.id})")
+    say(f"erased subject {row.external_id} ({row.id})")
+
+
+@subjects_app.command("export")
+def subjects_export_cmd(
+    subject: SubjectArg,
+    gallery: GalleryOption,
+    images: Annotated[bool, typer.Option(help="Include the stored originals (base64).")] = False,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file, not stdout.")
+    ] = None,
+) -> None:
+    """Everything held about a subject, as JSON: the subject, its faces, every decision
+    about it and the audit rows about it (the export is audited too)."""
+    with components_scope() as (session, components):
+        row = _subject(session, gallery, subject)
+        document = subject_export.export(
+            session, components, principal=CLI_ACTOR, gallery_id=gallery, subject_id=row.id,
+            images=images,
+        )  # fmt: skip
+        session.commit()
+    text = document.model_dump_json(indent=2)
+    if output is None:
+        typer.echo(text)
+    else:
+        output.write_text(text + "\n")
+        say(f"wrote {output} ({len(document.faces)} faces)")

@@ -13,8 +13,8 @@ from service.cli.common import (
     FormatOption,
     LimitOption,
     OutputFormat,
-    console,
     emit,
+    say,
     session_scope,
 )
 from service.core.principal import Role
@@ -48,7 +48,7 @@ def keys_create(
         sys.stdout.write(new.plaintext + "\n")
     # A key written to another data dir's database is rejected by the running service:
     # say where this one went.
-    console.print(f"key {new.row.prefix} ({role.value}) written to {_where()}", highlight=False)
+    say(f"key {new.row.prefix} ({role.value}) written to {_where()}")
 
 
 @keys_app.command("list")
@@ -85,4 +85,4 @@ def keys_revoke(
         key_admin.revoke(session, key_id=row.id, actor=CLI_ACTOR)
         session.commit()
     state = "was already revoked" if already else "revoked"
-    console.print(f"{row.prefix} ({row.name}, {row.id}) {state}", highlight=False)
+    say(f"{row.prefix} ({row.name}, {row.id}) {state}")

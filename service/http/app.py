@@ -23,6 +23,7 @@ from service.http.middleware import RequestContextMiddleware
 from service.http.ratelimit import PrincipalRateLimit
 from service.http.routes import (
     api_keys,
+    audit,
     auth,
     faces,
     galleries,
@@ -93,6 +94,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(api_keys.router, dependencies=[PrincipalRateLimit])
+    app.include_router(audit.router, dependencies=[PrincipalRateLimit])
     app.include_router(jobs.router, dependencies=[PrincipalRateLimit])
     app.include_router(models.router, dependencies=[PrincipalRateLimit])
     app.include_router(liveness_api.router, dependencies=[PrincipalRateLimit])
