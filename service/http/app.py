@@ -18,6 +18,7 @@ from service.domain.liveness.runtime import build_runtime as build_liveness_runt
 from service.domain.webhooks.dispatch import DispatchConfig, Dispatcher
 from service.domain.webhooks.endpoints import Keys as WebhookKeys
 from service.http.container import Container
+from service.http.docs import install_docs
 from service.http.errors import install_problem_handlers
 from service.http.middleware import RequestContextMiddleware
 from service.http.ratelimit import PrincipalRateLimit
@@ -88,7 +89,11 @@ def create_app(
         version="0.1.0",
         description="Self-hosted face verification (1:1) and identification (1:N).",
         lifespan=lifespan,
+        # /docs is served from the package (service.http.docs); ReDoc has no offline build.
+        docs_url=None,
+        redoc_url=None,
     )
+    install_docs(app)
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
