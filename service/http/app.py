@@ -21,6 +21,7 @@ from service.http.container import Container
 from service.http.docs import install_docs
 from service.http.errors import install_problem_handlers
 from service.http.middleware import RequestContextMiddleware
+from service.http.openapi import install_openapi
 from service.http.ratelimit import PrincipalRateLimit
 from service.http.routes import (
     api_keys,
@@ -94,6 +95,7 @@ def create_app(
         redoc_url=None,
     )
     install_docs(app)
+    install_openapi(app)
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)

@@ -20,6 +20,7 @@ from service.domain.schemas import (
 )
 from service.domain.subject_export import SubjectExport
 from service.http.deps import ComponentsDep, OperatorPrincipal, SessionDep
+from service.http.openapi import problems
 
 router = APIRouter(prefix="/v1/galleries", tags=["galleries"])
 
@@ -114,7 +115,10 @@ def delete_gallery(
 
 
 @router.post(
-    "/{gallery_id}/subjects", status_code=status.HTTP_201_CREATED, response_model=SubjectPublic
+    "/{gallery_id}/subjects",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SubjectPublic,
+    responses=problems(409),
 )
 def create_subject(
     gallery_id: uuid.UUID, body: SubjectCreate, principal: OperatorPrincipal, session: SessionDep
