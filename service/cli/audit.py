@@ -72,7 +72,7 @@ def audit_list(
             }
             for r in rows
         ]  # fmt: skip
-    emit(shown, fmt, columns=("at", "actor", "action", "target_type", "target_id", "details"),
+    emit(shown, fmt, columns=("at", "actor", "action", "target_id"),
          empty="no audit rows match")  # fmt: skip
 
 

@@ -8,7 +8,7 @@ import json
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -92,8 +92,8 @@ def _cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, datetime):
-        # Seconds are enough to read a table by; JSON keeps the full timestamp.
-        return value.isoformat(sep=" ", timespec="seconds")
+        # UTC to the second is enough to read a table by; JSON keeps the full timestamp.
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
     if isinstance(value, float):
         return f"{value:.3f}"
     if isinstance(value, dict | list):
@@ -114,10 +114,11 @@ def emit(
     table = Table()
     for name in columns:
         # Ids are what the next command takes: never cut, whatever the terminal width.
+        header = name.replace("_", " ")  # wraps at the space in a narrow terminal
         if name == "id":
-            table.add_column(name, no_wrap=True, min_width=36)
+            table.add_column(header, no_wrap=True, min_width=36)
         else:
-            table.add_column(name, overflow="fold")
+            table.add_column(header, overflow="fold")
     for row in rows:
         table.add_row(*(_cell(row.get(c)) for c in columns))
     stdout.print(table)

@@ -94,7 +94,7 @@ def list_cmd(limit: LimitOption = 50, fmt: FormatOption = OutputFormat.table) ->
         rows, _ = galleries.list_page(session, CLI_ACTOR, limit=limit, cursor=None)
         counts = galleries.subject_counts(session, [r.id for r in rows])
         shown = [gallery_row(r, counts[r.id]) for r in rows]
-    emit(shown, fmt, columns=("id", "name", "model_id", "subject_count", "created_at"),
+    emit(shown, fmt, columns=("id", "name", "model_id", "subject_count"),
          empty="no galleries (create one: faceprint galleries create NAME)")  # fmt: skip
 
 
@@ -137,7 +137,7 @@ def subjects_list_cmd(
         rows, _ = subjects.list_page(session, CLI_ACTOR, gallery, limit=limit, cursor=None)
         counts = subjects.face_counts(session, [r.id for r in rows])
         shown = [subject_row(r, counts[r.id]) for r in rows]
-    emit(shown, fmt, columns=("id", "external_id", "display_name", "face_count", "created_at"),
+    emit(shown, fmt, columns=("id", "external_id", "face_count", "display_name"),
          empty="no subjects in this gallery")  # fmt: skip
 
 
