@@ -63,7 +63,10 @@ def build_container(
         rate_limiter=build_rate_limiter(settings),
         webhooks=Dispatcher(engine, secrets.encryption_key, dispatch),
         webhook_keys=WebhookKeys(secrets.encryption_key, dispatch.policy),
-        readiness_probes={"index": lambda: _index_problem(components)},
+        readiness_probes={
+            "index": lambda: _index_problem(components),
+            "image_store": components.image_store.health,
+        },
     )
 
 
