@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from retrieval.base import VectorIndex
 from retrieval.factory import build_index
-from service.core.datadir import load_secrets
+from service.core.datadir import load_secrets, served_elsewhere, served_here
 from service.core.logging import configure_logging
 from service.core.principal import Principal, Role
 from service.core.problems import Problem
@@ -58,11 +58,26 @@ FormatOption = Annotated[
 LimitOption = Annotated[int, typer.Option(min=1, max=200, help="At most this many, newest first.")]
 
 
+def warn_if_served_elsewhere() -> None:
+    """A second terminal without the service's FACEPRINT_DATA_DIR would silently start
+    a database of its own (a key made there is one the service rejects): say so."""
+    settings = get_settings()
+    if not settings.embedded or served_here(settings.data_dir):
+        return
+    for other, pid in served_elsewhere(settings.data_dir):
+        say(
+            f"warning: no faceprint serve runs on {settings.data_dir}, but one (pid {pid}) "
+            f"serves {other}: this command uses {settings.data_dir}'s own database, which "
+            f"that service does not see; set FACEPRINT_DATA_DIR={other} to work on it"
+        )
+
+
 @contextmanager
 def session_scope() -> Iterator[Session]:
     """A session on the configured database (the running service's embedded one, or one
     started for this command). The caller commits."""
     configure_logging("WARNING")
+    warn_if_served_elsewhere()
     with sessions(get_settings()) as (_, make_session), make_session() as session:
         yield session
 
@@ -72,6 +87,7 @@ def components_scope() -> Iterator[tuple[Session, Components]]:
     """A session and the components, for commands that touch the index or the image
     store (creating and erasing galleries and subjects)."""
     configure_logging("WARNING")
+    warn_if_served_elsewhere()
     with batch_components(pool_size=2) as (components, _):
         with make_sessionmaker(components.engine)() as session:
             yield session, components

@@ -11,7 +11,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from service.cli.common import batch_components, console, fail, progress_bar, say
+from service.cli.common import (
+    batch_components,
+    console,
+    fail,
+    progress_bar,
+    say,
+    warn_if_served_elsewhere,
+)
 from service.core.logging import configure_logging
 from service.core.problems import Problem
 from service.core.settings import get_settings
@@ -72,6 +79,7 @@ def enroll(
         if report is not None:
             _write_report(report, found.skipped, [])
         raise typer.Exit(code=1)
+    warn_if_served_elsewhere()
     with batch_components(pool_size=4 + workers) as (components, url):
         sessions = make_sessionmaker(components.engine)
         stop = threading.Event()

@@ -95,6 +95,15 @@ def root(
     ctx.meta[_DEBUG] = debug
 
 
+def banner(lines: list[tuple[str, str]]) -> str:
+    """What a person starting the service needs, set apart from the JSON log lines
+    around it on stderr."""
+    width = max(len(label) for label, _ in lines)
+    rule = "─" * 72
+    body = "\n".join(f"  {label.ljust(width)}  {value}" for label, value in lines)
+    return f"{rule}\n  Faceprint {version('faceprint')}\n{body}\n{rule}"
+
+
 def _err(message: str) -> None:
     typer.echo(message, err=True)
 
@@ -161,19 +170,22 @@ def serve(
     try:
         with database(settings) as url:
             where = "embedded PostgreSQL" if settings.embedded else "external PostgreSQL"
-            _err(
-                f"Faceprint data directory: {settings.data_dir} ({where})\n"
-                f"API docs: http://{host}:{port}/docs\n"
-                "Create the first key: faceprint keys create --name admin --role admin"
-            )
+            chosen = workers is not None
             if workers is None:
                 workers = default_api_workers(settings)
-                _err(f"{workers} API worker process(es) (--workers to choose)")
+            lines = [
+                ("data directory", f"{settings.data_dir} ({where})"),
+                ("API docs", f"http://{host}:{port}/docs"),
+                ("first key", "faceprint keys create --name admin --role admin"),
+                ("API processes", f"{workers}" + ("" if chosen else " (--workers to choose)")),
+            ]
             if workers > 1 and not settings.redis_url and settings.rate_limit_per_minute:
-                _err(
-                    f"warning: {workers} workers without FACEPRINT_REDIS_URL count rate "
-                    "limits per process: a caller gets up to that many times the limit"
-                )
+                lines.append((
+                    "warning",
+                    f"{workers} workers without FACEPRINT_REDIS_URL count rate limits per "
+                    "process: a caller gets up to that many times the limit",
+                ))  # fmt: skip
+            _err(banner(lines))
             if workers > 1:
                 # Worker processes import the app by name; they join this process's
                 # database through the URL rather than starting their own.
