@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from importlib.metadata import version
 from typing import Annotated
@@ -95,6 +96,10 @@ def root(
     ctx.meta[_DEBUG] = debug
 
 
+def _leave(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def banner(lines: list[tuple[str, str]]) -> str:
     """What a person starting the service needs, set apart from the JSON log lines
     around it on stderr."""
@@ -161,6 +166,11 @@ def serve(
             " (pgvector, FACEPRINT_QDRANT_URL, or a Milvus server in FACEPRINT_MILVUS_URI)"
         )
         raise typer.Exit(code=2)
+    # SIGTERM (docker stop, systemd) must leave as Ctrl-C does, through the finally
+    # blocks that stop the embedded PostgreSQL and release the lock: uvicorn re-raises
+    # the signal after its graceful shutdown, and the default action would kill the
+    # process there, leaving the database running.
+    signal.signal(signal.SIGTERM, _leave)
     lock = ServeLock(settings.data_dir)
     try:
         lock.acquire()
