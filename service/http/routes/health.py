@@ -7,6 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.core.metrics import exported_registry
 from service.domain import readiness
+from service.domain.index_metrics import measure_outbox
 from service.http.deps import ContainerDep
 from service.http.openapi import problems
 
@@ -29,5 +30,6 @@ def readyz(container: ContainerDep) -> dict[str, object]:
 
 
 @router.get("/metrics")
-def metrics() -> Response:
+def metrics(container: ContainerDep) -> Response:
+    measure_outbox(container.engine)
     return Response(generate_latest(exported_registry()), media_type=CONTENT_TYPE_LATEST)
