@@ -233,3 +233,40 @@ def test_subject_export_from_the_cli(client, faceprint: Invoke, tmp_path: Path) 
     audited = json.loads(ok(faceprint("audit", "list", "--action", "subject.export",
                                       "--format", "json")).stdout)  # fmt: skip
     assert len(audited) == 2
+
+
+def test_verify_and_search_from_the_cli(client, faceprint: Invoke) -> None:  # noqa: ANN001
+    gallery = ok(faceprint("galleries", "create", "doors")).stdout.strip()
+    key = make_key(client, "admin")
+    enroll(client, key, gallery, "emp-7", OBAMA / "obama1.jpg")
+    enroll(client, key, gallery, "emp-8", FACES_DIR / "identities" / "biden" / "biden1.jpg")
+    probe = str(OBAMA / "obama2.jpg")
+
+    same = json.loads(ok(faceprint("verify", probe, "--gallery", gallery, "--subject", "emp-7",
+                                   "--format", "json")).stdout)  # fmt: skip
+    assert same["match"] is True and same["similarity"] >= same["threshold"]
+    other = ok(faceprint("verify", probe, "--gallery", gallery, "--subject", "emp-8"))
+    assert "match: False" in other.stdout
+    pair = json.loads(ok(faceprint("verify", probe, "--reference", str(OBAMA / "obama3.jpg"),
+                                   "--format", "json")).stdout)  # fmt: skip
+    assert pair["match"] is True
+
+    found = json.loads(
+        ok(faceprint("search", probe, "--gallery", gallery, "--format", "json")).stdout
+    )
+    assert [c["external_id"] for c in found["candidates"]] == ["emp-7"]
+    assert "emp-7" in ok(faceprint("search", probe, "--gallery", gallery)).stdout
+    nobody = faceprint("search", str(FACES_DIR / "identities" / "kit_harington" / "kit1.jpg"),
+                       "--gallery", gallery)  # fmt: skip
+    assert nobody.exit_code == 0 and "nobody in the gallery" in nobody.stderr
+
+    # Each answer is in the history, asked by the CLI.
+    calls = json.loads(
+        ok(faceprint("history", "list", "--gallery", gallery, "--format", "json")).stdout
+    )
+    assert {c["kind"] for c in calls} == {"verify", "search"} and len(calls) == 5
+    assert all(c["caller"] == "cli:cli" for c in calls)
+    one_line_error(faceprint("verify", probe, "--gallery", gallery, "--subject", "nobody"),
+                   "no subject")  # fmt: skip
+    usage = faceprint("verify", probe)
+    assert usage.exit_code == 2 and "--reference" in usage.stderr

@@ -18,6 +18,7 @@ from service.cli.enroll import enroll
 from service.cli.galleries import galleries_app, subjects_app
 from service.cli.index import index_app
 from service.cli.keys import keys_app
+from service.cli.matching import search, verify
 from service.cli.models import models_app
 from service.cli.reindex import reindex_app
 from service.cli.users import users_app
@@ -73,6 +74,8 @@ app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(reindex_app, name="reindex")
 app.command("worker")(worker)
 app.command("enroll")(enroll)
+app.command("verify")(verify)
+app.command("search")(search)
 
 
 def _show_version(value: bool) -> None:
