@@ -9,13 +9,12 @@ COPY retrieval retrieval
 COPY liveness liveness
 COPY migrations migrations
 ARG EXTRAS="s3,qdrant"
-RUN pip install --no-cache-dir ".[${EXTRAS}]" \
-    # onnxruntime and onnxruntime-gpu install the same module: keep only the GPU build.
-    && if echo "${EXTRAS}" | grep -q gpu; then \
-         pip uninstall -y onnxruntime onnxruntime-gpu \
-         && pip install --no-cache-dir --no-deps onnxruntime-gpu; \
-       fi
-RUN useradd --create-home faceprint
+# CPU only: the GPU worker has its own image (Dockerfile.gpu), on a CUDA runtime base.
+RUN pip install --no-cache-dir ".[${EXTRAS}]"
+# The data dir exists in the image, owned by the service's user, so that a named volume
+# mounted there starts with that owner (Docker copies it into a new volume).
+RUN useradd --create-home faceprint && mkdir -p /home/faceprint/data \
+    && chown faceprint:faceprint /home/faceprint/data
 USER faceprint
 ENV FACEPRINT_HOST=0.0.0.0 FACEPRINT_DATA_DIR=/home/faceprint/data
 EXPOSE 8000

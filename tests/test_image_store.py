@@ -201,3 +201,64 @@ def test_factory_builds_local_or_s3_behind_encryption(tmp_path: Path, moto_endpo
     assert raw[:3] == b"FPE"
     plain = build_image_store(local_root=tmp_path / "plain", encryption_key=None)
     assert isinstance(plain, LocalImageStore)
+
+
+def test_every_store_reports_itself_healthy(store: ImageStore) -> None:
+    assert store.health() is None
+
+
+def test_a_missing_local_directory_is_reported(tmp_path: Path) -> None:
+    store = LocalImageStore(tmp_path / "images")
+    (tmp_path / "images").rmdir()
+    assert "missing" in (store.health() or "")
+
+
+def test_s3_store_creates_its_bucket_only_when_allowed(moto_endpoint: str) -> None:
+    client = _s3_client(moto_endpoint)
+    name = f"fresh-{uuid.uuid4().hex[:12]}"
+    refused = S3ImageStore(name, client)
+    assert "does not exist" in (refused.health() or "")
+    with pytest.raises(client.exceptions.NoSuchBucket):
+        refused.put("a/b.jpg", b"data")
+
+    allowed = S3ImageStore(name, client, create_bucket=True)  # makes it at once
+    client.head_bucket(Bucket=name)
+    allowed.put("a/b.jpg", b"data")
+    assert refused.get("a/b.jpg") == b"data" and refused.health() is None
+    # A second process finding the bucket there is fine.
+    assert S3ImageStore(name, client, create_bucket=True).health() is None
+
+
+def test_an_unreachable_s3_server_is_reported_not_raised() -> None:
+    import boto3
+    from botocore.config import Config
+
+    client = boto3.client(
+        "s3", endpoint_url="http://127.0.0.1:1", region_name="us-east-1",
+        aws_access_key_id="x", aws_secret_access_key="x",
+        config=Config(connect_timeout=1, retries={"max_attempts": 1}),
+    )  # fmt: skip
+    store = S3ImageStore("faces", client, create_bucket=True)
+    assert "unreachable" in (store.health() or "")
+
+
+def test_readyz_checks_the_image_store(make_client, moto_endpoint: str) -> None:  # noqa: ANN001
+    from pydantic import SecretStr
+
+    name = f"ready-{uuid.uuid4().hex[:12]}"
+    s3 = {
+        "s3_bucket": name, "s3_endpoint_url": moto_endpoint, "s3_region": "us-east-1",
+        "s3_access_key_id": SecretStr("test"), "s3_secret_access_key": SecretStr("test"),
+    }  # fmt: skip
+    not_allowed = make_client(**s3, s3_create_bucket=False)
+    ready = not_allowed.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["checks"]["image_store"] == "failing"
+    assert name in ready.json()["detail"]
+
+    allowed = make_client(**s3)  # FACEPRINT_S3_CREATE_BUCKET is on by default
+    ready = allowed.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"]["image_store"] == "ok"
+    _s3_client(moto_endpoint).head_bucket(Bucket=name)
+    # The service that was not ready becomes ready once the bucket is there.
+    assert not_allowed.get("/readyz").status_code == 200

@@ -6,7 +6,11 @@ follows MediaPipe's SSD anchor scheme and weighted non-maximum suppression.
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -94,6 +98,42 @@ def _weighted_nms(
     return kept
 
 
+_first_interpreter = threading.Lock()
+_announced = False
+
+
+@contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """TFLite's C++ runtime prints "INFO: Created TensorFlow Lite XNNPACK delegate for
+    CPU." straight to file descriptor 2 when a process makes its first interpreter (into
+    a progress bar, between JSON log lines); no setting or variable turns it off. So the
+    first interpreter is made with descriptor 2 on /dev/null for that moment."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _new_interpreter(path: str, threads: int) -> Interpreter:
+    global _announced
+    if _announced:
+        return Interpreter(model_path=path, num_threads=threads)
+    with _first_interpreter:
+        if _announced:
+            return Interpreter(model_path=path, num_threads=threads)
+        with _native_stderr_silenced():
+            interp = Interpreter(model_path=path, num_threads=threads)
+            interp.allocate_tensors()
+        _announced = True
+        return interp
+
+
 class BlazeFaceModel:
     """One BlazeFace variant. A TFLite interpreter holds its tensors and cannot be
     shared between threads, so each thread gets its own."""
@@ -104,6 +144,9 @@ class BlazeFaceModel:
         self._path = str(model_path(variant))
         self._anchors = _anchors(variant)
         self._local = threading.local()
+        # The process's first interpreter now, while it is built (before threads and
+        # progress bars), rather than in the middle of the first request.
+        self._interpreter()
 
     def _interpreter(self) -> tuple[Interpreter, int, int, int]:
         """This thread's interpreter for the threads the current call may use."""
@@ -113,7 +156,7 @@ class BlazeFaceModel:
             states = self._local.states = {}
         state = states.get(threads)
         if state is None:
-            interp = Interpreter(model_path=self._path, num_threads=threads)
+            interp = _new_interpreter(self._path, threads)
             interp.allocate_tensors()
             inp = interp.get_input_details()[0]["index"]
             outs = sorted(interp.get_output_details(), key=lambda o: int(o["shape"][-1]))

@@ -69,3 +69,7 @@ class ImageStore(Protocol):
     def delete_prefix(self, prefix: str) -> int:
         """Remove every object whose key starts with ``prefix``; returns how many."""
         ...
+
+    def health(self) -> str | None:
+        """None when the store can take writes, else why not (for readiness checks)."""
+        ...

@@ -77,6 +77,9 @@ class EncryptedImageStore:
     def exists(self, key: str) -> bool:
         return self.inner.exists(key)
 
+    def health(self) -> str | None:
+        return self.inner.health()
+
     def delete(self, key: str) -> None:
         self.inner.delete(key)
 

@@ -20,6 +20,7 @@ def build_image_store(
     s3_region: str | None = None,
     s3_access_key_id: str | None = None,
     s3_secret_access_key: str | None = None,
+    s3_create_bucket: bool = False,
 ) -> ImageStore:
     """S3 when a bucket is given, the local directory otherwise; encrypted whenever a key
     is given (the service always passes one)."""
@@ -38,7 +39,7 @@ def build_image_store(
             aws_access_key_id=s3_access_key_id,
             aws_secret_access_key=s3_secret_access_key,
         )
-        store = S3ImageStore(s3_bucket, client)
+        store = S3ImageStore(s3_bucket, client, create_bucket=s3_create_bucket)
     else:
         store = LocalImageStore(local_root)
     if encryption_key is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -36,6 +37,13 @@ class LocalImageStore:
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def health(self) -> str | None:
+        if not self.root.is_dir():
+            return f"{self.root} is missing"
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            return f"{self.root} is not writable"
+        return None
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)

@@ -5,19 +5,67 @@ module needs no credentials of its own and tests can point it at a moto server."
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from indexing.image_store.base import ImageNotFound, validate_key
 
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
+_NO_BUCKET = {"NoSuchBucket", "404", "NotFound"}
+log = logging.getLogger(__name__)
 
 
 class S3ImageStore:
-    def __init__(self, bucket: str, client: Any, *, key_prefix: str = "") -> None:
+    def __init__(
+        self, bucket: str, client: Any, *, key_prefix: str = "", create_bucket: bool = False
+    ) -> None:
         # `client` is a boto3 S3 client; boto3 ships no type stubs, hence Any.
         self.bucket = bucket
         self.client = client
         self.key_prefix = key_prefix
+        # A fresh MinIO has no bucket: the first enrollment would fail with NoSuchBucket.
+        # When allowed, the store makes it (at start, and again at each health check
+        # until it exists, so a server that came up late is caught up).
+        self.create_bucket = create_bucket
+        self._bucket_known = False
+        if create_bucket:
+            self.health()
+
+    def _ensure_bucket(self) -> None:
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+            return
+        except self.client.exceptions.ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code not in _NO_BUCKET or not self.create_bucket:
+                raise
+        region = self.client.meta.region_name
+        config = {}
+        if region and region != "us-east-1":  # us-east-1 refuses an explicit constraint
+            config = {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        try:
+            self.client.create_bucket(Bucket=self.bucket, **config)
+        except self.client.exceptions.ClientError as exc:
+            # Another process (the worker, a second API) made it first.
+            if exc.response.get("Error", {}).get("Code") not in ("BucketAlreadyOwnedByYou",):
+                raise
+        log.info("created the image bucket", extra={"bucket": self.bucket})
+
+    def health(self) -> str | None:
+        if self._bucket_known:
+            return None
+        try:
+            self._ensure_bucket()
+        except self.client.exceptions.ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code in _NO_BUCKET:
+                return f"bucket {self.bucket} does not exist (FACEPRINT_S3_CREATE_BUCKET is off)"
+            return f"bucket {self.bucket}: {code or exc}"
+        except Exception as exc:  # noqa: BLE001 - a server down, a bad endpoint: not ready
+            return f"bucket {self.bucket} unreachable: {type(exc).__name__}: {exc}"
+        # Known to exist from now on: the check need not cost a request per probe.
+        self._bucket_known = True
+        return None
 
     def _key(self, key: str, *, prefix: bool = False) -> str:
         return self.key_prefix + validate_key(key, prefix=prefix)

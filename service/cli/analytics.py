@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from service.cli.audit import history_app
 from service.core.datadir import analyst_password
 from service.core.logging import configure_logging
 from service.core.principal import Principal, Role
@@ -28,7 +29,6 @@ from service.domain.analytics import maintenance
 analytics_app = typer.Typer(
     help="Reports on the verification history, and the analyst's access.", no_args_is_help=True
 )
-history_app = typer.Typer(help="The verification history.", no_args_is_help=True)
 _CLI = Principal(kind="cli", id="cli", role=Role.admin)
 
 

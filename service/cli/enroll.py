@@ -12,7 +12,14 @@ import typer
 from rich.table import Table
 
 from indexing.face_choice import FaceSelector
-from service.cli.common import batch_components, console, fail, progress_bar
+from service.cli.common import (
+    batch_components,
+    console,
+    fail,
+    progress_bar,
+    say,
+    warn_if_served_elsewhere,
+)
 from service.core.logging import configure_logging
 from service.core.problems import Problem
 from service.core.settings import get_settings
@@ -51,6 +58,14 @@ def enroll(
     timeout_s: Annotated[
         float | None, typer.Option(help="Stop waiting after this long (jobs keep running).")
     ] = None,
+    recursive: Annotated[
+        bool,
+        typer.Option(help="Also read the folders inside each person's folder (same person)."),
+    ] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Write one CSV row per file: path, person, outcome, reason, job id."),
+    ] = None,
 ) -> None:
     """Bulk-enroll a folder of person/photo.jpg through the job queue.
 
@@ -68,10 +83,16 @@ def enroll(
     selector = FaceSelector.parse("largest" if allow_multiple else face)
     settings = get_settings()
     configure_logging("WARNING")
-    photos = bulk_enroll.scan(directory)
+    found = bulk_enroll.scan(directory, recursive=recursive)
+    photos = found.photos
+    for skipped in found.skipped:
+        say(f"skipped {skipped.path}: {skipped.reason}")
     if not photos:
-        console.print(f"no photos found in {directory}/<person>/")
+        say(f"error: no photos found in {directory}/<person>/")
+        if report is not None:
+            _write_report(report, found.skipped, [])
         raise typer.Exit(code=1)
+    warn_if_served_elsewhere()
     with batch_components(pool_size=4 + workers) as (components, url):
         sessions = make_sessionmaker(components.engine)
         stop = threading.Event()
@@ -118,12 +139,32 @@ def enroll(
             stop.set()
             for thread in threads:
                 thread.join(timeout=60)
-    _print_enroll_summary(summary)
+        with sessions() as session:
+            outcomes = bulk_enroll.file_outcomes(session, submitted)
+    _print_enroll_summary(summary, skipped=len(found.skipped))
+    for item in outcomes:
+        if item.outcome in ("failed", "refused"):
+            say(f"{item.outcome}: {item.path}: {item.reason}")
+    if report is not None:
+        _write_report(report, found.skipped, outcomes)
+        say(f"report: {report} ({len(outcomes) + len(found.skipped)} files)")
     if settings.log_level == "DEBUG":
         console.print(f"jobs: {len(submitted.job_ids)}")
 
 
-def _print_enroll_summary(summary: object) -> None:
+def _write_report(path: Path, skipped: list, outcomes: list) -> None:  # type: ignore[type-arg]
+    import csv
+
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "person", "outcome", "reason", "job_id"])
+        for item in outcomes:
+            writer.writerow([item.path, item.person, item.outcome, item.reason, item.job_id or ""])
+        for item in skipped:
+            writer.writerow([item.path, "", "skipped", item.reason, ""])
+
+
+def _print_enroll_summary(summary: object, *, skipped: int = 0) -> None:
     from service.worker.bulk_enroll import BulkSummary
 
     assert isinstance(summary, BulkSummary)
@@ -146,6 +187,8 @@ def _print_enroll_summary(summary: object) -> None:
     if summary.pending:
         table.add_row("still queued (timeout)", str(summary.pending))
     table.add_row("total", str(summary.photos))
+    if skipped:
+        table.add_row("files skipped (not read)", str(skipped))
     console.print(table)
     console.print(f"{summary.enrolled} faces in {summary.seconds:.1f} s"
                   f" ({summary.faces_per_second:.1f} faces/s)")  # fmt: skip

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
-import uuid
+from importlib.metadata import version
 from typing import Annotated
 
 import typer
 import uvicorn
+from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
-from service.cli.analytics import analytics_app, history_app
+from service.cli.analytics import analytics_app
+from service.cli.audit import audit_app, history_app
 from service.cli.enroll import enroll
+from service.cli.galleries import galleries_app, subjects_app
 from service.cli.index import index_app
+from service.cli.keys import keys_app
+from service.cli.matching import search, verify
 from service.cli.models import models_app
 from service.cli.reindex import reindex_app
 from service.cli.users import users_app
@@ -21,27 +28,90 @@ from service.cli.worker import worker
 from service.core.datadir import DataDirInUse, ServeLock, write_private
 from service.core.logging import configure_logging
 from service.core.metrics import shared_between_processes
-from service.core.principal import Role
+from service.core.problems import Problem
 from service.core.settings import Settings, get_settings
-from service.db.runtime import database, sessions
-from service.domain.auth import key_admin
+from service.db.runtime import database
+
+
+class OneLineErrors(TyperGroup):
+    """Every failure is one ``error: …`` line and exit code 1; ``--debug`` (before the
+    command) shows the traceback instead."""
+
+    def invoke(self, ctx: typer.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (TyperException, typer.Exit, typer.Abort):
+            # Usage errors, --help, confirmations: the framework words these itself.
+            raise
+        except Problem as exc:
+            if ctx.meta.get(_DEBUG):
+                raise
+            _err(f"error: {exc.detail}")
+            raise typer.Exit(code=1) from None
+        except Exception as exc:  # noqa: BLE001 - the one place that turns any failure into a line
+            if ctx.meta.get(_DEBUG):
+                raise
+            _err(f"error: {exc or type(exc).__name__} (run with --debug for the traceback)")
+            raise typer.Exit(code=1) from None
+
+
+_DEBUG = "faceprint.debug"
 
 app = typer.Typer(
     help="Faceprint: self-hosted face verification (1:1) and identification (1:N).",
     no_args_is_help=True,
     add_completion=False,
+    cls=OneLineErrors,
 )
-keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+app.add_typer(galleries_app, name="galleries")
+app.add_typer(subjects_app, name="subjects")
+app.add_typer(audit_app, name="audit")
+app.add_typer(history_app, name="history")
 app.add_typer(models_app, name="models")
 app.add_typer(index_app, name="index")
 app.add_typer(users_app, name="users")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(reindex_app, name="reindex")
 app.add_typer(analytics_app, name="analytics")
-app.add_typer(history_app, name="history")
 app.command("worker")(worker)
 app.command("enroll")(enroll)
+app.command("verify")(verify)
+app.command("search")(search)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"faceprint {version('faceprint')}")
+        raise typer.Exit
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of failures.")] = False,
+) -> None:
+    """Faceprint: self-hosted face verification (1:1) and identification (1:N)."""
+    ctx.meta[_DEBUG] = debug
+
+
+def _leave(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def banner(lines: list[tuple[str, str]]) -> str:
+    """What a person starting the service needs, set apart from the JSON log lines
+    around it on stderr."""
+    width = max(len(label) for label, _ in lines)
+    rule = "─" * 72
+    body = "\n".join(f"  {label.ljust(width)}  {value}" for label, value in lines)
+    return f"{rule}\n  Faceprint {version('faceprint')}\n{body}\n{rule}"
 
 
 def _err(message: str) -> None:
@@ -101,6 +171,11 @@ def serve(
             " (pgvector, FACEPRINT_QDRANT_URL, or a Milvus server in FACEPRINT_MILVUS_URI)"
         )
         raise typer.Exit(code=2)
+    # SIGTERM (docker stop, systemd) must leave as Ctrl-C does, through the finally
+    # blocks that stop the embedded PostgreSQL and release the lock: uvicorn re-raises
+    # the signal after its graceful shutdown, and the default action would kill the
+    # process there, leaving the database running.
+    signal.signal(signal.SIGTERM, _leave)
     lock = ServeLock(settings.data_dir)
     try:
         lock.acquire()
@@ -110,19 +185,22 @@ def serve(
     try:
         with database(settings, supervise=True) as url:
             where = "embedded PostgreSQL" if settings.embedded else "external PostgreSQL"
-            _err(
-                f"Faceprint data directory: {settings.data_dir} ({where})\n"
-                f"API docs: http://{host}:{port}/docs\n"
-                "Create the first key: faceprint keys create --name admin --role admin"
-            )
+            chosen = workers is not None
             if workers is None:
                 workers = default_api_workers(settings)
-                _err(f"{workers} API worker process(es) (--workers to choose)")
+            lines = [
+                ("data directory", f"{settings.data_dir} ({where})"),
+                ("API docs", f"http://{host}:{port}/docs"),
+                ("first key", "faceprint keys create --name admin --role admin"),
+                ("API processes", f"{workers}" + ("" if chosen else " (--workers to choose)")),
+            ]
             if workers > 1 and not settings.redis_url and settings.rate_limit_per_minute:
-                _err(
-                    f"warning: {workers} workers without FACEPRINT_REDIS_URL count rate "
-                    "limits per process: a caller gets up to that many times the limit"
-                )
+                lines.append((
+                    "warning",
+                    f"{workers} workers without FACEPRINT_REDIS_URL count rate limits per "
+                    "process: a caller gets up to that many times the limit",
+                ))  # fmt: skip
+            _err(banner(lines))
             if workers > 1:
                 # Worker processes import the app by name; they join this process's
                 # database through the URL rather than starting their own. It reaches
@@ -170,49 +248,6 @@ def migrate_cmd() -> None:
     with database(settings, apply_migrations=True):
         pass
     _err("database schema is at the latest revision")
-
-
-@keys_app.command("create")
-def keys_create(
-    name: Annotated[str, typer.Option(help="A label for the key, e.g. the system that uses it.")],
-    role: Annotated[Role, typer.Option(help="admin, operator or client.")],
-    gallery: Annotated[
-        list[uuid.UUID] | None,
-        typer.Option(help="Restrict the key to this gallery id (repeatable); omit for all."),
-    ] = None,
-    rate_limit: Annotated[
-        int | None,
-        typer.Option(
-            min=0,
-            help="Requests a minute for this key (0: no limit); omit for "
-            "FACEPRINT_RATE_LIMIT_PER_MINUTE.",
-        ),
-    ] = None,
-) -> None:
-    """Create an API key and print it on stdout (only the key). It is shown once and stored
-    hashed: keep it."""
-    settings = get_settings()
-    configure_logging("WARNING")
-    with sessions(settings) as (_, make_session), make_session() as session:
-        new = key_admin.create(
-            session, name=name, role=role, galleries=gallery, actor=None, rate_limit=rate_limit
-        )
-        session.commit()
-        sys.stdout.write(new.plaintext + "\n")
-
-
-@keys_app.command("revoke")
-def keys_revoke(key_id: Annotated[uuid.UUID, typer.Argument(help="The key's id.")]) -> None:
-    """Revoke an API key: it stops authenticating at once."""
-    from service.core.principal import Principal
-
-    settings = get_settings()
-    configure_logging("WARNING")
-    cli_actor = Principal(kind="cli", id="cli", role=Role.admin)
-    with sessions(settings) as (_, make_session), make_session() as session:
-        key_admin.revoke(session, key_id=key_id, actor=cli_actor)
-        session.commit()
-    _err(f"revoked {key_id}")
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from service.cli.common import warn_if_served_elsewhere
 from service.core.logging import configure_logging
 from service.core.principal import Role
 from service.core.problems import Problem
@@ -48,6 +49,7 @@ def users_create(
     settings = get_settings()
     configure_logging("WARNING")
     try:
+        warn_if_served_elsewhere()
         with sessions(settings) as (_, make_session), make_session() as session:
             user = users.create_user(
                 session,
@@ -74,6 +76,7 @@ def _set_disabled(email: str, disabled: bool) -> None:
     settings = get_settings()
     configure_logging("WARNING")
     try:
+        warn_if_served_elsewhere()
         with sessions(settings) as (_, make_session), make_session() as session:
             user = users.set_disabled(session, email=email, disabled=disabled, actor=None)
             revoked = tokens.revoke_user_tokens(session, user.id) if disabled else 0

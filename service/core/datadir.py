@@ -123,3 +123,37 @@ def analyst_password(settings: Settings) -> str:
     return _read_or_create_secret(
         secret_dir / "analyst_password", secrets.token_urlsafe(24).encode()
     ).decode()
+
+
+def served_here(data_dir: Path) -> bool:
+    """True while a ``faceprint serve`` holds this data directory's lock."""
+    path = Path(data_dir) / "serve.lock"
+    if not path.exists():
+        return False
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
+def served_elsewhere(data_dir: Path) -> list[tuple[Path, int]]:
+    """(data dir, pid) of every ``faceprint serve`` this user runs on another data
+    directory: the processes holding a ``serve.lock`` open. A command on an empty data
+    dir while one of them runs is most likely meant for it."""
+    import psutil
+
+    own = (Path(data_dir) / "serve.lock").resolve()
+    found: list[tuple[Path, int]] = []
+    for process in psutil.process_iter(["pid"]):
+        try:
+            files = process.open_files()
+        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+        for opened in files:
+            path = Path(opened.path)
+            if path.name == "serve.lock" and path.resolve() != own:
+                found.append((path.parent, process.pid))
+    return sorted(set(found))

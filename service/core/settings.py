@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     s3_region: str | None = None
     s3_access_key_id: SecretStr | None = None
     s3_secret_access_key: SecretStr | None = None
+    s3_create_bucket: bool = Field(
+        default=True,
+        description="Create FACEPRINT_S3_BUCKET when it does not exist (a fresh MinIO); "
+        "off where the credentials may not create buckets.",
+    )
 
     model_dir: Path | None = Field(
         default=None, description="Operator-provided model packs (InsightFace, anti-spoofing)."

@@ -49,8 +49,15 @@ def paginate(
     if cursor:
         created, row_id = decode_cursor(cursor)
         key: Any = row_id
-        if isinstance(id_col.type.python_type, type) and id_col.type.python_type is uuid.UUID:
+        python_type = id_col.type.python_type
+        if python_type is uuid.UUID:
             key = uuid.UUID(row_id)
+        elif python_type is int:
+            # Integer keys (the audit log's) come back as text in the cursor.
+            try:
+                key = int(row_id)
+            except ValueError as exc:
+                raise BadCursor("the cursor is not one this service issued") from exc
         query = query.where(or_(created_col < created, and_(created_col == created, id_col < key)))
     return query.order_by(created_col.desc(), id_col.desc()).limit(min(limit, MAX_LIMIT) + 1)
 

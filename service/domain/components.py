@@ -79,6 +79,7 @@ def build_store(settings: Settings, secrets: Secrets) -> ImageStore:
         s3_region=settings.s3_region,
         s3_access_key_id=secret(settings.s3_access_key_id),
         s3_secret_access_key=secret(settings.s3_secret_access_key),
+        s3_create_bucket=settings.s3_create_bucket,
     )
 
 

@@ -107,6 +107,49 @@ def open_set_estimate(components: Components, gallery: Gallery, subjects: int) -
     )
 
 
+def subject_counts(session: Session, gallery_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """Subjects per gallery for a whole page in one query (0 for an empty gallery)."""
+    if not gallery_ids:
+        return {}
+    rows = session.execute(
+        select(Subject.gallery_id, func.count())
+        .where(Subject.gallery_id.in_(gallery_ids))
+        .group_by(Subject.gallery_id)
+    ).all()
+    counts = {gallery_id: 0 for gallery_id in gallery_ids}
+    counts.update({gallery_id: count for gallery_id, count in rows})
+    return counts
+
+
+def update(
+    session: Session,
+    *,
+    principal: Principal,
+    gallery_id: uuid.UUID,
+    name: str | None,
+    store_probes: bool | None,
+) -> Gallery:
+    """Rename a gallery or turn probe storage on or off; the model changes only through
+    a reindex."""
+    gallery = get_visible(session, principal, gallery_id)
+    changed: dict[str, object] = {}
+    if name is not None and name != gallery.name:
+        gallery.name = changed["name"] = name
+    if store_probes is not None and store_probes != gallery.store_probes:
+        gallery.store_probes = changed["store_probes"] = store_probes
+    if changed:
+        session.flush()
+        record(
+            session,
+            actor=principal,
+            action="gallery.update",
+            target_type="gallery",
+            target_id=str(gallery_id),
+            details=changed,
+        )
+    return gallery
+
+
 def subject_count(session: Session, gallery_id: uuid.UUID) -> int:
     return (
         session.scalar(

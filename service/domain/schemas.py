@@ -31,6 +31,14 @@ class OpenSetEstimate(BaseModel):
     expected_fpir: float
 
 
+class GalleryUpdate(BaseModel):
+    """Fields left out stay as they are. The model changes only through a reindex."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    store_probes: bool | None = None
+
+
 class GalleryPublic(BaseModel):
     model_config = ConfigDict(protected_namespaces=())
     id: uuid.UUID
@@ -219,4 +227,21 @@ class VerificationLabel(BaseModel):
 
 class VerificationPage(BaseModel):
     items: list[VerificationPublic]
+    next_cursor: str | None
+
+
+class AuditEntry(BaseModel):
+    id: int
+    at: datetime
+    actor_type: str
+    actor_id: str
+    action: str
+    target_type: str
+    target_id: str
+    details: dict[str, Any]
+    request_id: str | None
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntry]
     next_cursor: str | None

@@ -104,6 +104,20 @@ def list_page(
     return page(session.scalars(query).all(), limit)
 
 
+def face_counts(session: Session, subject_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """Faces per subject for a whole page in one query (0 for a subject without one)."""
+    if not subject_ids:
+        return {}
+    rows = session.execute(
+        select(Face.subject_id, func.count())
+        .where(Face.subject_id.in_(subject_ids))
+        .group_by(Face.subject_id)
+    ).all()
+    counts = {subject_id: 0 for subject_id in subject_ids}
+    counts.update({subject_id: count for subject_id, count in rows})
+    return counts
+
+
 def face_count(session: Session, subject_id: uuid.UUID) -> int:
     return (
         session.scalar(select(func.count()).select_from(Face).where(Face.subject_id == subject_id))

@@ -19,12 +19,15 @@ from service.domain.webhooks.dispatch import DispatchConfig, Dispatcher
 from service.domain.webhooks.endpoints import Keys as WebhookKeys
 from service.http.bodylimit import BodyLimitMiddleware
 from service.http.container import Container
+from service.http.docs import install_docs
 from service.http.errors import install_problem_handlers
 from service.http.middleware import RequestContextMiddleware
+from service.http.openapi import install_openapi
 from service.http.ratelimit import PrincipalRateLimit
 from service.http.routes import analytics as analytics_api
 from service.http.routes import (
     api_keys,
+    audit,
     auth,
     faces,
     galleries,
@@ -62,7 +65,10 @@ def build_container(
         rate_limiter=build_rate_limiter(settings),
         webhooks=Dispatcher(engine, secrets.encryption_key, dispatch),
         webhook_keys=WebhookKeys(secrets.encryption_key, dispatch.policy),
-        readiness_probes={"index": lambda: _index_problem(components)},
+        readiness_probes={
+            "index": lambda: _index_problem(components),
+            "image_store": components.image_store.health,
+        },
     )
 
 
@@ -89,7 +95,12 @@ def create_app(
         version="0.1.0",
         description="Self-hosted face verification (1:1) and identification (1:N).",
         lifespan=lifespan,
+        # /docs is served from the package (service.http.docs); ReDoc has no offline build.
+        docs_url=None,
+        redoc_url=None,
     )
+    install_docs(app)
+    install_openapi(app)
     install_problem_handlers(app)
     # Inside the request context (so a 413 is logged and timed like any answer).
     app.add_middleware(BodyLimitMiddleware, default_limit=settings.max_body_bytes)
@@ -97,6 +108,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(api_keys.router, dependencies=[PrincipalRateLimit])
+    app.include_router(audit.router, dependencies=[PrincipalRateLimit])
     app.include_router(jobs.router, dependencies=[PrincipalRateLimit])
     app.include_router(models.router, dependencies=[PrincipalRateLimit])
     app.include_router(liveness_api.router, dependencies=[PrincipalRateLimit])

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from service.core.principal import Principal, Role
 from service.core.problems import Forbidden, Unauthorized
-from service.domain.auth.api_keys import AUTH_WROTE, authenticate_api_key
+from service.domain.auth.api_keys import AUTH_WROTE, KEY_PREFIX, authenticate_api_key
 from service.domain.components import Components
 from service.domain.liveness.runtime import LivenessRuntime
 from service.http.container import Container
@@ -61,8 +61,15 @@ def get_principal(
     else:
         authorization = request.headers.get("authorization", "")
         scheme, _, token = authorization.partition(" ")
+        if scheme.lower() == "bearer" and token.startswith(KEY_PREFIX):
+            raise Unauthorized(
+                "that is an API key: send it as X-API-Key: <key>; Authorization: Bearer takes"
+                " an access token from POST /v1/auth/token"
+            )
         if scheme.lower() == "bearer" and token:
             principal = container.auth.verify_access_token(session, token)
+            if principal is None:
+                raise Unauthorized("the access token is invalid or expired")
         if principal is None:
             raise Unauthorized("send an X-API-Key header or an Authorization: Bearer token")
     request.state.principal = principal

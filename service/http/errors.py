@@ -16,6 +16,7 @@ from service.core.problems import (
     MEDIA_TYPE,
     DatabaseUnavailable,
     Forbidden,
+    MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     Problem,
@@ -59,7 +60,7 @@ _HTTP_SLUGS = {
     401: Unauthorized,
     403: Forbidden,
     404: NotFound,
-    405: Problem,
+    405: MethodNotAllowed,
     413: PayloadTooLarge,
     415: UnsupportedMediaType,
 }
@@ -90,7 +91,11 @@ def install_problem_handlers(app: FastAPI) -> None:
         cls = _HTTP_SLUGS.get(exc.status_code, Problem)
         problem = cls(str(exc.detail))
         problem.status = exc.status_code
-        return problem_response(problem, request)
+        response = problem_response(problem, request)
+        if exc.headers:
+            # Starlette's 405 names the allowed methods in Allow.
+            response.headers.update(exc.headers)
+        return response
 
     @app.exception_handler(sqlalchemy.exc.DBAPIError)
     @app.exception_handler(sqlalchemy.exc.TimeoutError)

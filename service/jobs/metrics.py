@@ -11,6 +11,11 @@ class WorkerMetrics:
         self.queue_depth = Gauge(
             "faceprint_worker_queue_depth", "Jobs queued and due.", registry=self.registry
         )
+        self.queue_oldest = Gauge(
+            "faceprint_worker_queue_oldest_seconds",
+            "How long the oldest due job has waited (0 with none).",
+            registry=self.registry,
+        )
         self.batch_size = Histogram(
             "faceprint_worker_batch_size",
             "Jobs per processed batch.",

@@ -257,6 +257,20 @@ def queue_depth(session: Session, kinds: list[str] | None = None) -> int:
     return int(session.execute(text(query), params).scalar_one())
 
 
+def oldest_queued_seconds(session: Session, kinds: list[str] | None = None) -> float:
+    """How long the oldest due job has waited (0 with none): a queue that workers do
+    not keep up with shows here before its depth looks alarming."""
+    query = (
+        "SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(run_after)), 0) FROM jobs"
+        " WHERE status = 'queued' AND run_after <= now()"
+    )
+    params: dict[str, Any] = {}
+    if kinds:
+        query += " AND kind = ANY(:kinds)"
+        params["kinds"] = kinds
+    return float(session.execute(text(query), params).scalar_one())
+
+
 def get_job(session: Session, job_id: uuid.UUID) -> Job | None:
     return session.get(Job, job_id)
 

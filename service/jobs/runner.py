@@ -113,10 +113,12 @@ class JobRunner:
         with self.sessions() as session:
             reclaimed = queue.reclaim_expired(session)
             depth = queue.queue_depth(session, self.kinds)
+            oldest = queue.oldest_queued_seconds(session, self.kinds)
             session.commit()
         if reclaimed:
             log.warning("requeued %d jobs whose lease expired", reclaimed)
         self.metrics.queue_depth.set(depth)
+        self.metrics.queue_oldest.set(oldest)
 
     def gather(self, stop: threading.Event) -> list[ClaimedJob]:
         """Claim up to ``batch_size`` jobs, waiting at most ``max_wait_ms`` after the first."""

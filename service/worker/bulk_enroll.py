@@ -23,20 +23,55 @@ from service.domain.components import Components
 from service.domain.enrollment import DuplicateFace
 from service.domain.faces import enroll_async
 
-PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+# What indexing.decode reads (JPEG, PNG, WebP, GIF, BMP, TIFF).
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 CLI_PRINCIPAL = Principal(kind="cli", id="faceprint-enroll", role=Role.admin)
 
 
-def scan(root: Path) -> list[tuple[str, Path]]:
-    """(person, photo) for every photo one level below ``root``, in a stable order."""
+@dataclass(frozen=True)
+class Skipped:
+    path: Path
+    reason: str
+
+
+@dataclass
+class Scan:
+    photos: list[tuple[str, Path]] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+def scan(root: Path, *, recursive: bool = False) -> Scan:
+    """(person, photo) for every photo in a person's folder, in a stable order, and
+    every file passed over with the reason. Each folder directly under ``root`` is a
+    person; with ``recursive`` the photos in folders below it are that person's too."""
     if not root.is_dir():
         raise NotADirectoryError(f"{root} is not a directory")
-    found = []
-    for person in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for photo in sorted(person.iterdir()):
-            if photo.is_file() and photo.suffix.lower() in PHOTO_SUFFIXES:
-                found.append((person.name, photo))
-    return found
+    out = Scan()
+    for entry in sorted(e for e in root.iterdir() if not e.name.startswith(".")):
+        if entry.is_file():
+            out.skipped.append(
+                Skipped(entry, "in the top folder: put it in a folder named after the person")
+            )
+            continue
+        if not entry.is_dir():
+            continue
+        below = sorted(entry.rglob("*") if recursive else entry.iterdir())
+        for path in below:
+            if any(part.startswith(".") for part in path.relative_to(entry).parts):
+                continue
+            if path.is_dir():
+                if not recursive:
+                    out.skipped.append(Skipped(path, "a sub-folder: add --recursive to read it"))
+                continue
+            if path.suffix.lower() in PHOTO_SUFFIXES:
+                out.photos.append((entry.name, path))
+            else:
+                out.skipped.append(
+                    Skipped(
+                        path, f"not a photo type the service reads ({path.suffix or 'no suffix'})"
+                    )
+                )
+    return out
 
 
 @dataclass
@@ -45,6 +80,8 @@ class Submitted:
     subjects_created: int = 0
     # Refused before any job was queued: duplicates and files that are not images.
     refused: Counter[str] = field(default_factory=Counter)
+    # Per photo: (person, path, the job's id, or the reason it was refused).
+    files: list[tuple[str, Path, uuid.UUID | None, str | None]] = field(default_factory=list)
 
 
 def _subject(session: Session, gallery_id: uuid.UUID, person: str) -> tuple[uuid.UUID, bool]:
@@ -93,12 +130,15 @@ def submit(
                     face=face,
                 )
                 out.job_ids.append(accepted.job_id)
+                out.files.append((person, photo, accepted.job_id, None))
             except DuplicateFace:
                 session.rollback()
                 out.refused["duplicate"] += 1
+                out.files.append((person, photo, None, "duplicate"))
             except ImageError:
                 session.rollback()
                 out.refused["bad_image"] += 1
+                out.files.append((person, photo, None, "bad_image"))
             if on_submitted:
                 on_submitted(1)
     return out
@@ -165,3 +205,39 @@ def wait(
                 seconds=time.perf_counter() - started,
             )
         time.sleep(poll_s)
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    path: Path
+    person: str
+    outcome: str  # enrolled, failed, refused, queued
+    reason: str
+    job_id: uuid.UUID | None
+
+
+def file_outcomes(session: Session, submitted: Submitted) -> list[FileOutcome]:
+    """What became of each photo, from its job's row (the worker writes the reason)."""
+    ids = [job for _, _, job, _ in submitted.files if job is not None]
+    rows = session.execute(
+        text(
+            "SELECT id, status, COALESCE(result->>'reason', '') AS reason,"
+            " COALESCE(error, '') AS detail FROM jobs WHERE id = ANY(:ids)"
+        ),
+        {"ids": ids},
+    ).all()
+    jobs = {row.id: row for row in rows}
+    out = []
+    for person, path, job_id, refused in submitted.files:
+        if job_id is None:
+            out.append(FileOutcome(path, person, "refused", refused or "", None))
+            continue
+        row = jobs.get(job_id)
+        if row is None or row.status not in ("done", "failed"):
+            out.append(FileOutcome(path, person, "queued", "", job_id))
+        elif row.status == "done":
+            out.append(FileOutcome(path, person, "enrolled", "", job_id))
+        else:
+            # The error is the worker's sentence for it (no face found, …).
+            out.append(FileOutcome(path, person, "failed", row.detail or row.reason, job_id))
+    return out

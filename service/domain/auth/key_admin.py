@@ -14,7 +14,7 @@ from service.core.problems import Forbidden, NotFound
 from service.db.models import ApiKey
 from service.db.pagination import page, paginate
 from service.domain.audit import record
-from service.domain.auth.api_keys import NewKey, create_api_key
+from service.domain.auth.api_keys import KEY_PREFIX, NewKey, create_api_key
 
 
 def public(row: ApiKey) -> dict[str, Any]:
@@ -116,6 +116,24 @@ def list_page(
         query, created_col=ApiKey.created_at, id_col=ApiKey.id, limit=limit, cursor=cursor
     )
     return page(session.scalars(query).all(), limit)
+
+
+def find(session: Session, ref: str) -> ApiKey:
+    """The key named by its id or by the prefix that ``keys list`` and the key itself
+    show (``fp_<prefix>_…``: with or without ``fp_``, or the whole key)."""
+    ref = ref.strip()
+    try:
+        key_id = uuid.UUID(ref)
+    except ValueError:
+        key_id = None
+    row = session.get(ApiKey, key_id) if key_id else None
+    if row is None and key_id is None:
+        body = ref.removeprefix(KEY_PREFIX)
+        prefix = body.partition("_")[0]
+        row = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix)) if prefix else None
+    if row is None:
+        raise NotFound(f"no API key with id or prefix {ref!r}")
+    return row
 
 
 def revoke(session: Session, *, key_id: uuid.UUID, actor: Principal) -> None:

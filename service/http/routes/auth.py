@@ -15,6 +15,7 @@ from service.core.problems import UnsupportedMediaType, validation_problem
 from service.domain.auth.login import AuthService, TokenPair
 from service.http.bodylimit import set_body_limit
 from service.http.deps import ContainerDep, SessionDep
+from service.http.openapi import problems
 from service.http.ratelimit import ClientIpRateLimit
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"], dependencies=[ClientIpRateLimit])
@@ -94,7 +95,12 @@ def _auth(container: ContainerDep) -> AuthService:
 Auth = Annotated[AuthService, Depends(_auth)]
 
 
-@router.post("/token", response_model=TokenResponse, openapi_extra=_LOGIN_BODY_DOC)
+@router.post(
+    "/token",
+    response_model=TokenResponse,
+    openapi_extra=_LOGIN_BODY_DOC,
+    responses=problems(401, 415, 422),
+)
 def token(
     body: Annotated[LoginBody, Depends(login_body)],
     auth: Auth,
@@ -105,7 +111,7 @@ def token(
     return _no_store(response, auth.login(session, email=body.email, password=body.password))
 
 
-@router.post("/refresh", response_model=TokenResponse)
+@router.post("/refresh", response_model=TokenResponse, responses=problems(401))
 def refresh(
     body: RefreshBody, auth: Auth, session: SessionDep, response: Response
 ) -> TokenResponse:

@@ -11,6 +11,7 @@ from service.db.models import Face
 from service.domain import faces
 from service.domain.schemas import FacePage, FacePublic, JobAccepted
 from service.http.deps import ComponentsDep, OperatorPrincipal, SessionDep
+from service.http.openapi import problems
 from service.http.uploads import face_selector, image_request_body, read_upload
 
 router = APIRouter(prefix="/v1/galleries/{gallery_id}/subjects/{subject_id}/faces", tags=["faces"])
@@ -41,7 +42,7 @@ def face_public(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=FacePublic,
-    responses={202: {"model": JobAccepted}},
+    responses={202: {"model": JobAccepted}, **problems(409)},
     openapi_extra=image_request_body("image"),
 )
 async def enroll(

@@ -7,18 +7,21 @@ import uuid
 from fastapi import APIRouter, Query, status
 
 from service.db.models import Gallery, Subject
-from service.domain import galleries, subjects
+from service.domain import galleries, subject_export, subjects
 from service.domain.schemas import (
     GalleryCreate,
     GalleryPage,
     GalleryPublic,
+    GalleryUpdate,
     OpenSetEstimate,
     SubjectCreate,
     SubjectPage,
     SubjectPublic,
     SubjectUpdate,
 )
+from service.domain.subject_export import SubjectExport
 from service.http.deps import ComponentsDep, OperatorPrincipal, SessionDep
+from service.http.openapi import problems
 
 router = APIRouter(prefix="/v1/galleries", tags=["galleries"])
 
@@ -77,7 +80,10 @@ def list_galleries(
     cursor: str | None = None,
 ) -> GalleryPage:
     rows, next_cursor = galleries.list_page(session, principal, limit=limit, cursor=cursor)
-    return GalleryPage(items=[gallery_public(r) for r in rows], next_cursor=next_cursor)
+    counts = galleries.subject_counts(session, [r.id for r in rows])
+    return GalleryPage(
+        items=[gallery_public(r, counts[r.id]) for r in rows], next_cursor=next_cursor
+    )
 
 
 @router.get("/{gallery_id}", response_model=GalleryPublic)
@@ -92,6 +98,20 @@ def get_gallery(
     return gallery_public(row, count, galleries.open_set_estimate(components, row, count))
 
 
+@router.patch("/{gallery_id}", response_model=GalleryPublic)
+def update_gallery(
+    gallery_id: uuid.UUID, body: GalleryUpdate, principal: OperatorPrincipal, session: SessionDep
+) -> GalleryPublic:
+    row = galleries.update(
+        session,
+        principal=principal,
+        gallery_id=gallery_id,
+        name=body.name,
+        store_probes=body.store_probes,
+    )
+    return gallery_public(row, galleries.subject_count(session, gallery_id))
+
+
 @router.delete("/{gallery_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_gallery(
     gallery_id: uuid.UUID,
@@ -103,7 +123,10 @@ def delete_gallery(
 
 
 @router.post(
-    "/{gallery_id}/subjects", status_code=status.HTTP_201_CREATED, response_model=SubjectPublic
+    "/{gallery_id}/subjects",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SubjectPublic,
+    responses=problems(409),
 )
 def create_subject(
     gallery_id: uuid.UUID, body: SubjectCreate, principal: OperatorPrincipal, session: SessionDep
@@ -131,7 +154,10 @@ def list_subjects(
     rows, next_cursor = subjects.list_page(
         session, principal, gallery_id, limit=limit, cursor=cursor, external_id=external_id
     )
-    return SubjectPage(items=[subject_public(r) for r in rows], next_cursor=next_cursor)
+    counts = subjects.face_counts(session, [r.id for r in rows])
+    return SubjectPage(
+        items=[subject_public(r, counts[r.id]) for r in rows], next_cursor=next_cursor
+    )
 
 
 @router.get("/{gallery_id}/subjects/{subject_id}", response_model=SubjectPublic)
@@ -160,6 +186,23 @@ def update_subject(
         fields_set=set(body.model_fields_set),
     )
     return subject_public(row, subjects.face_count(session, subject_id))
+
+
+@router.get("/{gallery_id}/subjects/{subject_id}/export", response_model=SubjectExport)
+def export_subject(
+    gallery_id: uuid.UUID,
+    subject_id: uuid.UUID,
+    principal: OperatorPrincipal,
+    session: SessionDep,
+    components: ComponentsDep,
+    images: bool = Query(False, description="Include each face's stored original (base64)."),
+) -> SubjectExport:
+    """Everything held about the subject (the access right that goes with erasure):
+    the subject, its faces, every decision about it and the audit rows about it."""
+    return subject_export.export(
+        session, components, principal=principal, gallery_id=gallery_id,
+        subject_id=subject_id, images=images,
+    )  # fmt: skip
 
 
 @router.delete("/{gallery_id}/subjects/{subject_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -7,7 +7,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.core.metrics import exported_registry
 from service.domain import readiness
+from service.domain.index_metrics import measure_outbox
 from service.http.deps import ContainerDep
+from service.http.openapi import problems
 
 router = APIRouter(tags=["health"])
 
@@ -17,7 +19,7 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses=problems(503))
 def readyz(container: ContainerDep) -> dict[str, object]:
     """200 when the database, its schema, the index and the models are ready; else 503
     problem+json with every failing check."""
@@ -28,5 +30,6 @@ def readyz(container: ContainerDep) -> dict[str, object]:
 
 
 @router.get("/metrics")
-def metrics() -> Response:
+def metrics(container: ContainerDep) -> Response:
+    measure_outbox(container.engine)
     return Response(generate_latest(exported_registry()), media_type=CONTENT_TYPE_LATEST)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from service.domain.liveness import passive as passive_svc
 from service.domain.liveness import sessions as svc
 from service.http.deps import ClientPrincipal, ComponentsDep, LivenessDep, SessionDep
+from service.http.openapi import problems
 from service.http.uploads import image_request_body, read_upload
 
 router = APIRouter(prefix="/v1/liveness", tags=["liveness"])
@@ -89,6 +90,7 @@ def get_session(
 @router.post(
     "/sessions/{session_id}/frames",
     response_model=SessionOut,
+    responses=problems(409, 410),
     openapi_extra=image_request_body(
         "image",
         extra={"last": {"type": "boolean", "description": "This is the last frame: decide now"}},

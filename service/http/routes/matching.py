@@ -11,6 +11,7 @@ from service.domain.matching import use_cases as probes
 from service.domain.matching.params import DetectParams, SearchParams, VerifyParams
 from service.domain.schemas import DetectResponse, SearchResponse, VerifyResponse
 from service.http.deps import ClientPrincipal, ComponentsDep, LivenessDep, SessionDep
+from service.http.openapi import problems
 from service.http.uploads import image_request_body, parse_fields, read_upload
 
 router = APIRouter(tags=["matching"])
@@ -28,6 +29,7 @@ _VERIFY_FIELDS = {
 @router.post(
     "/v1/verify",
     response_model=VerifyResponse,
+    responses=problems(404),
     openapi_extra=image_request_body("image", "reference_image", extra=_VERIFY_FIELDS),
 )
 async def verify(
