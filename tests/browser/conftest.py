@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import tempfile
 import threading
 import time
 import uuid
@@ -20,10 +21,38 @@ SCREENSHOTS = REPO / "docs" / "console"
 PASSWORD = "correct horse battery staple"
 
 
+_OPEN_PAGES: list[object] = []
+FAILURES = Path(tempfile.gettempdir()) / "faceprint-browser-failures"
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/browser/" in str(item.fspath).replace("\\", "/"):
             item.add_marker(pytest.mark.browser)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed:
+        # What the page showed when it failed, and its flash message, for the log.
+        FAILURES.mkdir(exist_ok=True)
+        for n, page in enumerate(_OPEN_PAGES):
+            try:
+                if page.is_closed():  # type: ignore[attr-defined]
+                    continue
+                path = FAILURES / f"{item.name}-{n}.png"
+                page.screenshot(path=str(path))  # type: ignore[attr-defined]
+                flash = page.inner_text("#flash")  # type: ignore[attr-defined]
+                errors = getattr(page, "errors", [])
+                report.sections.append(
+                    ("browser", f"screenshot {path}; flash: {flash!r}; errors: {errors}")
+                )
+            except Exception as exc:  # the page may be gone; the report must still print
+                report.sections.append(("browser", f"no screenshot: {exc}"))
+    if report.when == "teardown":
+        _OPEN_PAGES.clear()
 
 
 @dataclass
@@ -122,6 +151,8 @@ def browser() -> Iterator[object]:
 def new_page(browser, *, width: int = 1280, height: int = 800):  # noqa: ANN001, ANN201
     context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
+    page.set_default_timeout(15_000)
+    _OPEN_PAGES.append(page)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
 

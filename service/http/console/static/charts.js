@@ -1,5 +1,5 @@
 import { api } from "./api.js";
-import { fmtNum, h, s, short } from "./ui.js";
+import { fill, fmtNum, h, s, short } from "./ui.js";
 
 const W = 560;
 const H = 220;
@@ -84,5 +84,5 @@ export async function render(view) {
       ]), { format: (v) => fmtNum(v, 0) })
     : empty("Latency percentiles (ms)"));
 
-  view.replaceChildren(h("h1", null, "Charts"), h("div", { class: "charts", id: "charts" }, charts));
+  fill(view, h("h1", null, "Charts"), h("div", { class: "charts", id: "charts" }, charts));
 }

@@ -1,6 +1,6 @@
 import { api } from "./api.js";
 import { renderGallery, renderSubject } from "./subjects.js";
-import { fmtDate, flash, h, pager, problemText, table, typedConfirm } from "./ui.js";
+import { fill, flash, fmtDate, h, pager, problemText, table, typedConfirm } from "./ui.js";
 
 export async function render(view, rest, ctx) {
   if (rest.length >= 3 && rest[1] === "subjects") return renderSubject(view, rest[0], rest[2], ctx);
@@ -21,7 +21,7 @@ async function renderList(view, ctx) {
 
   async function load() {
     const data = await api.get("/v1/galleries", { limit: 50, cursor: cursors.at(-1) });
-    listBox.replaceChildren(
+    fill(listBox, 
       table(
         [
           { label: "Name", cell: (g) => h("a", { href: `#/galleries/${g.id}` }, g.name) },
@@ -56,13 +56,14 @@ async function renderList(view, ctx) {
   const create = canCreate
     ? h("form", { class: "card inline", id: "new-gallery", onsubmit: async (e) => {
         e.preventDefault();
-        const f = e.currentTarget.elements;
+        const form = e.currentTarget;
+      const f = form.elements;
         try {
           const g = await api.post("/v1/galleries", {
             name: f.name.value.trim(), model_id: f.model.value || null, store_probes: f.store_probes.checked,
           });
           flash(`Created ${g.name}.`, "ok");
-          e.currentTarget.reset();
+          form.reset();
           await load();
         } catch (err) { flash(problemText(err)); }
       } },
@@ -74,6 +75,6 @@ async function renderList(view, ctx) {
       h("button", { type: "submit" }, "Create"))
     : h("p", { class: "hint" }, "Your key is limited to some galleries, so it cannot create new ones.");
 
-  view.replaceChildren(h("h1", null, "Galleries"), create, listBox);
+  fill(view, h("h1", null, "Galleries"), create, listBox);
   await load();
 }

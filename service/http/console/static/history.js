@@ -1,5 +1,5 @@
 import { api } from "./api.js";
-import { badge, fmtDate, fmtNum, flash, h, pager, problemText, rawJson, short, table } from "./ui.js";
+import { badge, fill, flash, fmtDate, fmtNum, h, pager, problemText, rawJson, short, table } from "./ui.js";
 
 const LABELS = ["genuine", "impostor", "attack", "bona_fide"];
 
@@ -34,7 +34,7 @@ export async function render(view, rest, ctx) {
 
   async function load() {
     const data = await api.get("/v1/verifications", query());
-    listBox.replaceChildren(
+    fill(listBox, 
       table(
         [
           { label: "When", cell: (v) => fmtDate(v.created_at) },
@@ -58,7 +58,7 @@ export async function render(view, rest, ctx) {
     );
   }
   filters.addEventListener("change", () => { cursors.splice(1); load().catch((e) => flash(problemText(e))); });
-  view.replaceChildren(h("h1", null, "History"), filters, listBox);
+  fill(view, h("h1", null, "History"), filters, listBox);
   await load();
 }
 
@@ -94,7 +94,7 @@ async function renderDetail(view, id, ctx) {
       h("label", null, "Note", h("input", { name: "note", maxlength: 2000, value: v.label_note || "" })),
       h("button", { type: "submit" }, "Save label"))
     : null;
-  view.replaceChildren(
+  fill(view, 
     h("p", { class: "crumbs" }, h("a", { href: "#/history" }, "History"), " / ", short(v.id)),
     h("h1", null, `${v.kind} ${short(v.id)}`),
     h("dl", { class: "facts" }, rows.map(([k, val]) => [h("dt", null, k), h("dd", null, val)])),

@@ -1,5 +1,5 @@
 import { api } from "./api.js";
-import { badge, fmtDate, flash, h, pager, problemText, short, table } from "./ui.js";
+import { badge, fill, flash, fmtDate, h, pager, problemText, short, table } from "./ui.js";
 import { galleryPicker } from "./test.js";
 
 export async function render(view, _rest, ctx) {
@@ -9,7 +9,7 @@ export async function render(view, _rest, ctx) {
 
   async function load() {
     const data = await api.get("/v1/api-keys", { limit: 50, cursor: cursors.at(-1) });
-    listBox.replaceChildren(
+    fill(listBox, 
       table(
         [
           { label: "Name", cell: (k) => k.name },
@@ -42,7 +42,8 @@ export async function render(view, _rest, ctx) {
   }
   const create = h("form", { class: "card", id: "new-key", onsubmit: async (e) => {
       e.preventDefault();
-      const f = e.currentTarget.elements;
+      const form = e.currentTarget;
+      const f = form.elements;
       const galleries = picker.tagName === "SELECT"
         ? [...picker.selectedOptions].map((o) => o.value)
         : picker.value.split(",").map((x) => x.trim()).filter(Boolean);
@@ -51,11 +52,11 @@ export async function render(view, _rest, ctx) {
           name: f.name.value.trim(), role: f.role.value, galleries: galleries.length ? galleries : null,
           rate_limit_per_minute: f.rate.value === "" ? null : Number(f.rate.value),
         });
-        once.replaceChildren(h("div", { class: "card once", id: "key-once" },
+        fill(once, h("div", { class: "card once", id: "key-once" },
           h("h2", null, `Key “${k.name}”`),
           h("p", null, "Copy it now: it is shown this once and only its hash is stored."),
           h("code", { class: "secret" }, k.key)));
-        e.currentTarget.reset();
+        form.reset();
         await load();
       } catch (err) { flash(problemText(err)); }
     } },
@@ -66,6 +67,6 @@ export async function render(view, _rest, ctx) {
     h("label", null, "Requests a minute (empty: service default, 0: none)", h("input", { name: "rate", type: "number", min: 0 })),
     h("button", { type: "submit" }, "Create key"));
 
-  view.replaceChildren(h("h1", null, "API keys"), once, create, listBox);
+  fill(view, h("h1", null, "API keys"), once, create, listBox);
   await load();
 }

@@ -1,5 +1,5 @@
 import { api } from "./api.js";
-import { badge, fmtDate, fmtNum, flash, h, pager, problemText, table, typedConfirm } from "./ui.js";
+import { badge, fill, flash, fmtDate, fmtNum, h, pager, problemText, table, typedConfirm } from "./ui.js";
 
 const base = (g) => `/v1/galleries/${g}`;
 
@@ -13,7 +13,7 @@ export async function renderGallery(view, galleryId, ctx) {
   async function load() {
     const q = search.value.trim();
     const data = await api.get(`${base(galleryId)}/subjects`, { limit: 50, cursor: cursors.at(-1), q });
-    listBox.replaceChildren(
+    fill(listBox, 
       table(
         [
           { label: "External id", cell: (s) => h("a", { href: `#/galleries/${galleryId}/subjects/${s.id}` }, s.external_id) },
@@ -55,7 +55,7 @@ export async function renderGallery(view, galleryId, ctx) {
   const risk = gallery.open_set
     ? h("p", { class: "hint" }, `An unthresholded search for someone not enrolled returns a candidate up to ${fmtNum(gallery.open_set.expected_fpir * 100, 1)}% of the time at this size.`)
     : null;
-  view.replaceChildren(
+  fill(view, 
     h("p", { class: "crumbs" }, h("a", { href: "#/galleries" }, "Galleries"), " / ", gallery.name),
     h("h1", null, gallery.name),
     h("p", { class: "stats" }, `${gallery.subject_count} subjects · ${gallery.face_count} faces · model ${gallery.model_id}`),
@@ -115,7 +115,7 @@ export async function renderSubject(view, galleryId, subjectId, ctx) {
       items.push(...page.items);
       cursor = page.next_cursor;
     } while (cursor);
-    grid.replaceChildren(
+    fill(grid, 
       ...items.map((f) => h("figure", { class: "face", dataset: { faceId: f.id } },
         thumbnail(`${path}/faces/${f.id}/image`, `Face ${f.id.slice(0, 8)}`),
         h("figcaption", null, f.status, " · ", fmtDate(f.created_at),
@@ -130,7 +130,7 @@ export async function renderSubject(view, galleryId, subjectId, ctx) {
   }
 
   async function enrol(files) {
-    results.replaceChildren();
+    fill(results);
     // One at a time: each photo gets its own answer, and the service's CPU pool is
     // left to the API's other callers.
     for (const file of files) {
@@ -163,7 +163,7 @@ export async function renderSubject(view, galleryId, subjectId, ctx) {
     }));
   } }, "Erase subject");
 
-  view.replaceChildren(
+  fill(view, 
     h("p", { class: "crumbs" }, h("a", { href: "#/galleries" }, "Galleries"), " / ",
       h("a", { href: `#/galleries/${galleryId}` }, gallery.name), " / ", subject.external_id),
     h("h1", null, subject.display_name || subject.external_id),

@@ -1,5 +1,5 @@
 import { api } from "./api.js";
-import { fmtNum, flash, h, problemText, rawJson, s, table } from "./ui.js";
+import { fill, flash, fmtNum, h, problemText, rawJson, s, table } from "./ui.js";
 
 // The galleries this principal can name: operators list them; a client key learns its
 // own scope from /v1/me (it may not list galleries); an unscoped client types an id.
@@ -36,18 +36,18 @@ export async function render(view, _rest, ctx) {
 
   fileInput.addEventListener("change", async () => {
     file = fileInput.files[0] || null;
-    out.replaceChildren();
-    stage.replaceChildren();
+    fill(out);
+    fill(stage);
     if (!file) return;
     if (preview) URL.revokeObjectURL(preview);
     preview = URL.createObjectURL(file);
     const img = h("img", { src: preview, alt: "Probe photo", class: "probe" });
-    stage.replaceChildren(img);
+    fill(stage, img);
     const form = new FormData();
     form.append("image", file, file.name);
     try {
       const found = await api.upload("/v1/detect", form);
-      stage.replaceChildren(overlay(img, found.width, found.height, found.faces),
+      fill(stage, overlay(img, found.width, found.height, found.faces),
         h("p", { class: "hint", id: "detected" }, `${found.faces.length} face(s) detected`));
       stage.dataset.width = found.width;
       stage.dataset.height = found.height;
@@ -77,19 +77,19 @@ export async function render(view, _rest, ctx) {
     const form = new FormData();
     form.append("image", file, file.name);
     const gallery = picker.value.trim();
-    out.replaceChildren(h("p", { class: "hint" }, "Working…"));
+    fill(out, h("p", { class: "hint" }, "Working…"));
     try {
       let result;
       if (kind === "search") {
         result = await api.upload(`/v1/galleries/${encodeURIComponent(gallery)}/search`, form);
-        out.replaceChildren(h("h2", null, "Search"),
+        fill(out, h("h2", null, "Search"),
           h("p", null, `Threshold ${fmtNum(result.threshold)} (${result.model_id}) · ${fmtNum(result.latency_ms, 0)} ms`),
           showCandidates(result), rawJson(result));
       } else {
         form.append("gallery", gallery);
         form.append("external_id", externalId.value.trim());
         result = await api.upload("/v1/verify", form);
-        out.replaceChildren(h("h2", null, "Verify"),
+        fill(out, h("h2", null, "Verify"),
           h("p", { class: result.match ? "decision ok" : "decision fail" },
             result.match ? "Match" : "No match",
             ` — similarity ${fmtNum(result.similarity)} against threshold ${fmtNum(result.threshold)}`),
@@ -101,12 +101,12 @@ export async function render(view, _rest, ctx) {
         stage.querySelector(".stage")?.replaceWith(overlay(img, +stage.dataset.width, +stage.dataset.height, faces));
       }
     } catch (e) {
-      out.replaceChildren(h("p", { class: "error" }, problemText(e)), rawJson(e.body));
+      fill(out, h("p", { class: "error" }, problemText(e)), rawJson(e.body));
     }
   }
 
   const externalId = h("input", { name: "external_id", placeholder: "External id", spellcheck: "false" });
-  view.replaceChildren(
+  fill(view, 
     h("h1", null, "Test"),
     h("form", { class: "card", onsubmit: (e) => e.preventDefault() },
       h("label", null, "Gallery", picker),
@@ -115,6 +115,6 @@ export async function render(view, _rest, ctx) {
         h("button", { type: "button", id: "run-search", onclick: () => run("search") }, "Search the gallery"),
         h("label", { class: "grow" }, "or verify against", externalId),
         h("button", { type: "button", id: "run-verify", class: "secondary", onclick: () => run("verify") }, "Verify"))),
-    stage, out,
+    h("div", { class: "split" }, stage, out),
   );
 }

@@ -18,6 +18,12 @@ function build(el, attrs, children) {
   return el;
 }
 
+// replaceChildren without the traps: arrays are flattened and null/false dropped
+// (replaceChildren itself would print them as text).
+export function fill(el, ...children) {
+  el.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+}
+
 export const h = (tag, attrs, ...children) => build(document.createElement(tag), attrs, children);
 export const s = (tag, attrs, ...children) =>
   build(document.createElementNS(SVG_NS, tag), attrs, children);

@@ -1,5 +1,5 @@
 import { api } from "./api.js";
-import { badge, fmtDate, fmtNum, flash, h, pager, problemText, table, typedConfirm } from "./ui.js";
+import { badge, fill, flash, fmtDate, fmtNum, h, pager, problemText, table, typedConfirm } from "./ui.js";
 
 const EVENTS = [
   "verification.completed", "search.completed", "enrollment.completed", "enrollment.failed",
@@ -22,7 +22,7 @@ export async function render(view, rest, ctx) {
 
   async function load() {
     const data = await api.get("/v1/webhooks", { limit: 50, cursor: cursors.at(-1) });
-    listBox.replaceChildren(
+    fill(listBox, 
       table(
         [
           { label: "URL", cell: (w) => h("a", { href: `#/webhooks/${w.id}` }, w.url) },
@@ -46,7 +46,7 @@ export async function render(view, rest, ctx) {
         const w = await api.post("/v1/webhooks", {
           url: form.elements.url.value.trim(), events, description: form.elements.description.value || null,
         });
-        once.replaceChildren(secretOnce(`Signing secret of ${w.url}`, w.secret));
+        fill(once, secretOnce(`Signing secret of ${w.url}`, w.secret));
         form.reset();
         await load();
       } catch (err) { flash(problemText(err)); }
@@ -58,7 +58,7 @@ export async function render(view, rest, ctx) {
       EVENTS.map((ev) => h("label", { class: "check" }, h("input", { type: "checkbox", name: "events", value: ev }), ev))),
     h("button", { type: "submit" }, "Create webhook"));
 
-  view.replaceChildren(h("h1", null, "Webhooks"), once, create, listBox);
+  fill(view, h("h1", null, "Webhooks"), once, create, listBox);
   await load();
 }
 
@@ -71,7 +71,7 @@ async function renderDeliveries(view, id, ctx) {
 
   async function load() {
     const data = await api.get(`/v1/webhooks/${id}/deliveries`, { limit: 50, cursor: cursors.at(-1), status: status.value });
-    listBox.replaceChildren(
+    fill(listBox, 
       table(
         [
           { label: "Event", cell: (d) => d.event_type },
@@ -98,7 +98,7 @@ async function renderDeliveries(view, id, ctx) {
     del.after(typedConfirm({ what: `Delete the webhook to ${hook.url}?`, expected: "delete", action: "Delete webhook",
       onConfirm: async () => { await api.del(`/v1/webhooks/${id}`); ctx.go("#/webhooks"); } }));
   } }, "Delete webhook");
-  view.replaceChildren(
+  fill(view, 
     h("p", { class: "crumbs" }, h("a", { href: "#/webhooks" }, "Webhooks"), " / ", hook.url),
     h("h1", null, hook.url),
     h("p", { class: "stats" }, hook.events.join(", ")),
