@@ -112,13 +112,13 @@ def _serve(app: object) -> tuple[str, object, threading.Thread]:
 
 
 @pytest.fixture
-def live(settings, db_url: str, pipeline) -> Iterator[Live]:  # noqa: ANN001
+def live(request: pytest.FixtureRequest, settings, db_url: str, pipeline) -> Iterator[Live]:  # noqa: ANN001
+    """The server; settings changed through ``indirect`` parametrisation, if any."""
     from service.http.app import create_app
 
     # The webhook page delivers to this same server (a 404 is a failed delivery).
-    settings = settings.model_copy(
-        update={"webhook_allow_http": True, "webhook_allow_private": True}
-    )
+    overrides = {"webhook_allow_http": True, "webhook_allow_private": True}
+    settings = settings.model_copy(update={**overrides, **getattr(request, "param", {})})
     app = create_app(settings, database_url=db_url, pipeline=pipeline)
     url, server, thread = _serve(app)
     try:
@@ -128,24 +128,35 @@ def live(settings, db_url: str, pipeline) -> Iterator[Live]:  # noqa: ANN001
         thread.join(timeout=30)
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
+def chromium_path() -> str:
     executable = shutil.which("chromium")
     if executable is None:
         pytest.fail("the browser tests need Debian's chromium on PATH (apt-get install chromium)")
+    return executable
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[object]:
+    """One Playwright driver for the session (a second sync driver cannot start while
+    one runs)."""
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=executable,
-            headless=True,
-            # CI runs as root in a container, where Chromium's sandbox cannot start.
-            args=["--no-sandbox"],
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def browser(playwright) -> Iterator[object]:  # noqa: ANN001
+    browser = playwright.chromium.launch(
+        executable_path=chromium_path(),
+        headless=True,
+        # CI runs as root in a container, where Chromium's sandbox cannot start.
+        args=["--no-sandbox"],
+    )
+    try:
+        yield browser
+    finally:
+        browser.close()
 
 
 def new_page(browser, *, width: int = 1280, height: int = 800):  # noqa: ANN001, ANN201

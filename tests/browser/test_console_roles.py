@@ -3,11 +3,13 @@ and the pages at a phone's width."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
+import pytest
 
-from tests.browser.conftest import Live, new_page, screenshot
+from tests.browser.conftest import PASSWORD, Live, new_page, screenshot
 from tests.browser.test_console import wait_rendered
 
 PHONE = {"width": 390, "height": 844}
@@ -19,9 +21,9 @@ def _api(live: Live, key: str) -> httpx.Client:
 
 def _gallery_with_obama(api: httpx.Client, name: str, faces_dir: Path) -> str:
     gallery = api.post("/v1/galleries", json={"name": name}).json()["id"]
-    subject = api.post(
-        f"/v1/galleries/{gallery}/subjects", json={"external_id": "obama"}
-    ).json()["id"]
+    subject = api.post(f"/v1/galleries/{gallery}/subjects", json={"external_id": "obama"}).json()[
+        "id"
+    ]
     photo = faces_dir / "identities" / "obama" / "obama1.jpg"
     enrolled = api.post(
         f"/v1/galleries/{gallery}/subjects/{subject}/faces",
@@ -45,7 +47,9 @@ def _no_sideways_scroll(page) -> None:  # noqa: ANN001
 
 
 def test_client_key_sees_only_its_galleries_and_no_admin_pages(
-    live: Live, browser, faces_dir: Path  # noqa: ANN001
+    live: Live,
+    browser,
+    faces_dir: Path,  # noqa: ANN001
 ) -> None:
     admin = _api(live, live.key("admin"))
     mine = _gallery_with_obama(admin, "lobby", faces_dir)
@@ -78,7 +82,8 @@ def test_client_key_sees_only_its_galleries_and_no_admin_pages(
     screenshot(page, "history-phone")
 
     # Admin and operator pages say why they are not there; the API refuses them too.
-    for hash_, role in (("#/keys", "admin"), ("#/galleries", "operator"), ("#/webhooks", "operator")):
+    refused = (("#/keys", "admin"), ("#/galleries", "operator"), ("#/webhooks", "operator"))
+    for hash_, role in refused:
         page.goto(f"{live.url}/console{hash_}")
         page.locator("#page", has_text=f"needs the {role} role").wait_for()
     client = _api(live, client_key)
@@ -157,4 +162,35 @@ def test_pages_fit_a_phone(live: Live, browser, faces_dir: Path) -> None:  # noq
         page.click(f"#nav a[href='{hash_}']")
         wait_rendered(page, hash_)
         _no_sideways_scroll(page)
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+# An access token that is within the console's 30 s refresh margin a second after it
+# is issued: every page after that refreshes first.
+@pytest.mark.parametrize("live", [{"access_token_ttl_s": 31}], indirect=True)
+def test_a_password_sign_in_refreshes_its_tokens(live: Live, browser) -> None:  # noqa: ANN001
+    live.user("night-shift@example.org", role="operator")
+    page = new_page(browser)
+    page.goto(live.url + "/console")
+    page.wait_for_selector("body[data-ready=true]")
+    page.fill("input[name=identity]", "night-shift@example.org")
+    page.fill("input[name=password]", PASSWORD)
+    page.press("input[name=password]", "Enter")
+    wait_rendered(page, "#/galleries")
+    assert "API keys" not in page.inner_text("#nav")  # an operator: no admin page
+
+    def stored() -> dict:
+        return json.loads(page.evaluate("sessionStorage.getItem('faceprint.credentials')"))
+
+    first = stored()
+    page.wait_for_timeout(1500)
+    page.click("#nav a:text('History')")
+    wait_rendered(page, "#/history")
+    second = stored()
+    assert second["refresh"] != first["refresh"] and second["access"] != first["access"]
+    assert page.locator("tbody").count() == 1  # the page loaded with the new token
+    # Signing out forgets the tokens.
+    page.click("#signout")
+    page.wait_for_selector("#signin:not([hidden])")
+    assert page.evaluate("sessionStorage.getItem('faceprint.credentials')") is None
     assert page.errors == []  # type: ignore[attr-defined]

@@ -11,7 +11,6 @@ the session or its checks is changed; clips cannot blink or smile, and are not a
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ from sqlalchemy import update
 
 from liveness import synthesis
 from service.db.models import LivenessSession
-from tests.browser.conftest import Live, screenshot
+from tests.browser.conftest import Live, chromium_path, screenshot
 from tests.browser.test_console import wait_rendered
 from tests.browser.test_console_roles import _api, _gallery_with_obama
 
@@ -73,34 +72,29 @@ def _planar_clip(live: Live, faces_dir: Path, path: Path) -> Path:
 
 
 @pytest.fixture
-def camera_browser(tmp_path: Path) -> Iterator:
-    """A Chromium whose camera plays the clip written to ``tmp_path/clip.y4m``."""
-    from playwright.sync_api import sync_playwright
-
-    executable = shutil.which("chromium")
-    if executable is None:
-        pytest.fail("the browser tests need Debian's chromium on PATH (apt-get install chromium)")
+def camera_browser(playwright, tmp_path: Path) -> Iterator:  # noqa: ANN001
+    """A Chromium whose camera plays the clip written to ``tmp_path/clip.y4m``
+    (launched once the clip is written: Chromium reads the file when it starts)."""
     clip = tmp_path / "clip.y4m"
     browsers = []
-    with sync_playwright() as playwright:
 
-        def launch():  # noqa: ANN202
-            browser = playwright.chromium.launch(
-                executable_path=executable,
-                headless=True,
-                args=[
-                    "--no-sandbox",
-                    "--use-fake-ui-for-media-stream",
-                    "--use-fake-device-for-media-stream",
-                    f"--use-file-for-fake-video-capture={clip}",
-                ],
-            )
-            browsers.append(browser)
-            return browser
+    def launch():  # noqa: ANN202
+        browser = playwright.chromium.launch(
+            executable_path=chromium_path(),
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-video-capture={clip}",
+            ],
+        )
+        browsers.append(browser)
+        return browser
 
-        yield clip, launch
-        for browser in browsers:
-            browser.close()
+    yield clip, launch
+    for browser in browsers:
+        browser.close()
 
 
 def _fix_challenge(live: Live):  # noqa: ANN202
@@ -163,7 +157,11 @@ def test_a_turning_head_passes_and_verifies(live: Live, camera_browser, faces_di
     assert outcome["errors"] == []
 
 
-def test_a_photo_moved_as_a_plane_fails_on_depth(live: Live, camera_browser, faces_dir: Path) -> None:  # noqa: ANN001
+def test_a_photo_moved_as_a_plane_fails_on_depth(
+    live: Live,
+    camera_browser,
+    faces_dir: Path,  # noqa: ANN001
+) -> None:
     clip, launch = camera_browser
     _planar_clip(live, faces_dir, clip)
     outcome = _run_session(live, launch(), live.key("client"), "liveness-planar")

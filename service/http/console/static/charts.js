@@ -62,15 +62,18 @@ export async function render(view) {
   const models = [...new Set(scores.map((r) => r.model_id))];
   for (const model of models) {
     const rows = scores.filter((r) => r.model_id === model);
-    const lo = Math.min(...rows.map((r) => r.bucket_low));
-    const hi = Math.max(...rows.map((r) => r.bucket_high));
+    const threshold = rows[0].threshold;
+    // Wide enough to show the threshold line and some room below it, even when every
+    // decision so far scored above it.
+    const step = (x) => Math.round(x * 20) / 20;
+    const lo = step(Math.min(...rows.map((r) => r.bucket_low), Math.floor((threshold - 0.2) * 20) / 20));
+    const hi = step(Math.max(...rows.map((r) => r.bucket_high), Math.min(1, Math.ceil((threshold + 0.05) * 20) / 20)));
     const buckets = [];
     for (let b = lo; b < hi - 1e-9; b += 0.05) {
       const key = b.toFixed(2);
       const n = rows.filter((r) => r.bucket_low.toFixed(2) === key).reduce((t, r) => t + r.decisions, 0);
       buckets.push({ label: key, value: n, cls: rows.some((r) => r.bucket_low.toFixed(2) === key && r.holds_threshold) ? "alt" : "" });
     }
-    const threshold = rows[0].threshold;
     charts.push(bars(`Similarity histogram, ${model} (line: threshold ${fmtNum(threshold)})`, buckets,
       { marker: hi > lo ? (threshold - lo) / (hi - lo) : null }));
   }
