@@ -4,6 +4,7 @@ and the pages at a phone's width."""
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import httpx
@@ -146,8 +147,18 @@ def test_admin_pages_keys_and_webhooks(live: Live, browser) -> None:  # noqa: AN
 def test_pages_fit_a_phone(live: Live, browser, faces_dir: Path) -> None:  # noqa: ANN001
     admin_key = live.key("admin")
     gallery = _gallery_with_obama(_api(live, admin_key), "phone-gallery", faces_dir)
+    # A reindex to another model under way: the list shows how far it is.
+    from service.domain import reindex
+
+    components = live.container.components
+    reindex.start(
+        live.container.engine, components.index, components.pipeline,
+        gallery_id=uuid.UUID(gallery), to_model="dlib-resnet-v1",
+    )  # fmt: skip
     page = new_page(browser, **PHONE)
     _sign_in(page, live, admin_key, "#/galleries")
+    progress = page.locator(".reindex").inner_text()
+    assert "reindexing to dlib-resnet-v1: 0 of 1 faces" in progress, progress
     _no_sideways_scroll(page)
     screenshot(page, "galleries-phone")
     page.click("a:text('phone-gallery')")
@@ -158,6 +169,13 @@ def test_pages_fit_a_phone(live: Live, browser, faces_dir: Path) -> None:  # noq
     page.wait_for_selector("#faces img.thumb[src^='blob:']")
     _no_sideways_scroll(page)
     screenshot(page, "subject-phone")
+    # Deleting a face takes a second click.
+    delete = page.locator("#faces button.danger")
+    delete.click()
+    assert page.locator("#faces img.thumb").count() == 1
+    page.locator("#faces button:text('Really delete?')").click()
+    page.wait_for_selector("#faces .empty")
+    assert "0 faces" in page.inner_text(".stats")
     for hash_ in ("#/history", "#/charts", "#/webhooks", "#/keys"):
         page.click(f"#nav a[href='{hash_}']")
         wait_rendered(page, hash_)

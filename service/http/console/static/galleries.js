@@ -14,6 +14,15 @@ function templates(counts) {
   return entries.map(([model, n]) => `${n} × ${model}`).join(", ");
 }
 
+// A reindex's progress is the new model's templates against the gallery's faces.
+export function reindexing(g) {
+  if (!g.pending_model_id) return null;
+  const done = (g.template_counts || {})[g.pending_model_id] || 0;
+  return h("span", { class: "reindex" }, h("br"),
+    `reindexing to ${g.pending_model_id}: ${done} of ${g.face_count} faces`,
+    h("progress", { max: Math.max(1, g.face_count), value: done }));
+}
+
 async function renderList(view, ctx) {
   const cursors = [null];
   const listBox = h("div");
@@ -25,7 +34,7 @@ async function renderList(view, ctx) {
       table(
         [
           { label: "Name", cell: (g) => h("a", { href: `#/galleries/${g.id}` }, g.name) },
-          { label: "Model", cell: (g) => [g.model_id, g.pending_model_id ? ` → ${g.pending_model_id} (reindexing)` : ""] },
+          { label: "Model", cell: (g) => [g.model_id, reindexing(g)] },
           { label: "Subjects", cell: (g) => String(g.subject_count ?? "—") },
           { label: "Faces", cell: (g) => String(g.face_count ?? "—") },
           { label: "Templates", cell: (g) => templates(g.template_counts) },

@@ -1,4 +1,5 @@
 import { api } from "./api.js";
+import { reindexing } from "./galleries.js";
 import { badge, fill, flash, fmtDate, fmtNum, h, pager, problemText, table, typedConfirm } from "./ui.js";
 
 const base = (g) => `/v1/galleries/${g}`;
@@ -58,7 +59,8 @@ export async function renderGallery(view, galleryId, ctx) {
   fill(view, 
     h("p", { class: "crumbs" }, h("a", { href: "#/galleries" }, "Galleries"), " / ", gallery.name),
     h("h1", null, gallery.name),
-    h("p", { class: "stats" }, `${gallery.subject_count} subjects · ${gallery.face_count} faces · model ${gallery.model_id}`),
+    h("p", { class: "stats" }, `${gallery.subject_count} subjects · ${gallery.face_count} faces · model ${gallery.model_id}`,
+      reindexing(gallery)),
     risk, create, h("h2", null, "Subjects"), search, listBox,
   );
   await load();
@@ -120,9 +122,11 @@ export async function renderSubject(view, galleryId, subjectId, ctx) {
         thumbnail(`${path}/faces/${f.id}/image`, `Face ${f.id.slice(0, 8)}`),
         h("figcaption", null, f.status, " · ", fmtDate(f.created_at),
           h("button", { class: "danger small", "aria-label": `Delete face ${f.id.slice(0, 8)}`,
-            onclick: async () => {
+            onclick: async (e) => {
+              // Two clicks: the first arms the button, the second erases the face.
+              if (e.target.dataset.armed !== "true") { e.target.dataset.armed = "true"; e.target.textContent = "Really delete?"; return; }
               try { await api.del(`${path}/faces/${f.id}`); await loadFaces(); }
-              catch (e) { flash(problemText(e)); }
+              catch (err) { flash(problemText(err)); }
             } }, "Delete")))),
     );
     if (!items.length) grid.append(h("p", { class: "empty" }, "No faces enrolled yet."));
