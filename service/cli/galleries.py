@@ -92,8 +92,8 @@ def list_cmd(limit: LimitOption = 50, fmt: FormatOption = OutputFormat.table) ->
     """List galleries (newest first) with their model and number of subjects."""
     with session_scope() as session:
         rows, _ = galleries.list_page(session, CLI_ACTOR, limit=limit, cursor=None)
-        counts = galleries.subject_counts(session, [r.id for r in rows])
-        shown = [gallery_row(r, counts[r.id]) for r in rows]
+        counts = galleries.counts(session, [r.id for r in rows])
+        shown = [gallery_row(r, counts[r.id][0]) for r in rows]
     emit(shown, fmt, columns=("id", "name", "model_id", "subject_count"),
          empty="no galleries (create one: faceprint galleries create NAME)")  # fmt: skip
 

@@ -127,6 +127,11 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = 3000
     rate_limit_auth_per_minute: int = 30  # per client IP on /v1/auth/*: bounds password guessing
     log_level: str = "INFO"
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description='Origins (JSON list, e.g. ["https://app.example"]) whose pages may '
+        "call the API from a browser; empty: CORS off.",
+    )
 
     webhook_allow_http: bool = Field(
         default=False, description="Accept http:// webhook URLs (local set-ups, tests)."

@@ -143,6 +143,17 @@ def _get(
     return gallery, face
 
 
+def face_in_subject(
+    session: Session,
+    principal: Principal,
+    gallery_id: uuid.UUID,
+    subject_id: uuid.UUID,
+    face_id: uuid.UUID,
+) -> Face:
+    """The face, when the caller sees its gallery and it belongs to that subject."""
+    return _get(session, principal, gallery_id, subject_id, face_id)[1]
+
+
 def get(
     session: Session,
     principal: Principal,

@@ -12,7 +12,7 @@ from indexing.errors import ModelUnavailable
 from service.core.principal import Principal
 from service.core.problems import Forbidden, NotFound, Unprocessable
 from service.db.model_rows import register_model
-from service.db.models import Face, Gallery, Model, Subject
+from service.db.models import Face, Gallery, Model, Subject, Template
 from service.db.pagination import page, paginate
 from service.domain.audit import record
 from service.domain.components import Components
@@ -107,20 +107,6 @@ def open_set_estimate(components: Components, gallery: Gallery, subjects: int) -
     )
 
 
-def subject_counts(session: Session, gallery_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
-    """Subjects per gallery for a whole page in one query (0 for an empty gallery)."""
-    if not gallery_ids:
-        return {}
-    rows = session.execute(
-        select(Subject.gallery_id, func.count())
-        .where(Subject.gallery_id.in_(gallery_ids))
-        .group_by(Subject.gallery_id)
-    ).all()
-    counts = {gallery_id: 0 for gallery_id in gallery_ids}
-    counts.update({gallery_id: count for gallery_id, count in rows})
-    return counts
-
-
 def update(
     session: Session,
     *,
@@ -157,6 +143,33 @@ def subject_count(session: Session, gallery_id: uuid.UUID) -> int:
         )
         or 0
     )
+
+
+def counts(
+    session: Session, gallery_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, tuple[int, int, dict[str, int]]]:
+    """Subjects, faces and templates per model of each gallery: three grouped counts for
+    a whole page of galleries (the console's list), not three queries per gallery."""
+    if not gallery_ids:
+        return {}
+
+    def grouped(model: type[Subject] | type[Face]) -> dict[uuid.UUID, int]:
+        rows = session.execute(
+            select(model.gallery_id, func.count())
+            .where(model.gallery_id.in_(gallery_ids))
+            .group_by(model.gallery_id)
+        ).all()
+        return {gallery_id: count for gallery_id, count in rows}
+
+    subjects, faces = grouped(Subject), grouped(Face)
+    templates: dict[uuid.UUID, dict[str, int]] = {g: {} for g in gallery_ids}
+    for gallery_id, model_id, count in session.execute(
+        select(Template.gallery_id, Template.model_id, func.count())
+        .where(Template.gallery_id.in_(gallery_ids))
+        .group_by(Template.gallery_id, Template.model_id)
+    ).all():
+        templates[gallery_id][model_id] = count
+    return {g: (subjects.get(g, 0), faces.get(g, 0), templates[g]) for g in gallery_ids}
 
 
 def delete(

@@ -48,6 +48,9 @@ class GalleryPublic(BaseModel):
     store_probes: bool
     created_at: datetime
     subject_count: int | None = None
+    face_count: int | None = None
+    # Templates per embedding model (more than one while a reindex runs).
+    template_counts: dict[str, int] | None = None
     # On GET /v1/galleries/{id}: the open-set risk at the gallery's size.
     open_set: OpenSetEstimate | None = None
 

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -93,11 +93,20 @@ def list_page(
     limit: int,
     cursor: str | None,
     external_id: str | None = None,
+    prefix: str | None = None,
 ) -> tuple[list[Subject], str | None]:
     get_visible(session, principal, gallery_id)
     query = select(Subject).where(Subject.gallery_id == gallery_id)
     if external_id is not None:
         query = query.where(Subject.external_id == external_id)
+    if prefix is not None:
+        # autoescape: a % or _ typed into the search box matches itself.
+        query = query.where(
+            or_(
+                Subject.external_id.istartswith(prefix, autoescape=True),
+                Subject.display_name.istartswith(prefix, autoescape=True),
+            )
+        )
     query = paginate(
         query, created_col=Subject.created_at, id_col=Subject.id, limit=limit, cursor=cursor
     )

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from indexing.pipeline import FacePipeline
 from service.core.datadir import load_secrets
@@ -18,6 +19,7 @@ from service.domain.liveness.runtime import build_runtime as build_liveness_runt
 from service.domain.webhooks.dispatch import DispatchConfig, Dispatcher
 from service.domain.webhooks.endpoints import Keys as WebhookKeys
 from service.http.bodylimit import BodyLimitMiddleware
+from service.http.console import install_console
 from service.http.container import Container
 from service.http.docs import install_docs
 from service.http.errors import install_problem_handlers
@@ -34,6 +36,7 @@ from service.http.routes import (
     health,
     jobs,
     matching,
+    me,
     models,
     verifications,
     webhooks,
@@ -105,8 +108,21 @@ def create_app(
     # Inside the request context (so a 413 is logged and timed like any answer).
     app.add_middleware(BodyLimitMiddleware, default_limit=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
+    if settings.cors_origins:
+        # Off unless configured: an integrator's own capture page on another origin.
+        # Credentials are headers (X-API-Key, Authorization), never cookies.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-Id"],
+            expose_headers=["X-Request-Id", "Server-Timing"],
+            allow_credentials=False,
+            max_age=600,
+        )
     app.include_router(health.router)
     app.include_router(auth.router)
+    app.include_router(me.router, dependencies=[PrincipalRateLimit])
     app.include_router(api_keys.router, dependencies=[PrincipalRateLimit])
     app.include_router(audit.router, dependencies=[PrincipalRateLimit])
     app.include_router(jobs.router, dependencies=[PrincipalRateLimit])
@@ -121,6 +137,7 @@ def create_app(
         analytics_api.router,
     ):
         app.include_router(router, dependencies=[PrincipalRateLimit])
+    install_console(app)
     return app
 
 

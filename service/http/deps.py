@@ -37,7 +37,11 @@ def get_session(container: ContainerDep) -> Iterator[Session]:
         session.close()
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the commit runs when the route returns, before the answer is sent.
+# With the default ("request") it ran after the response, so a client that read right
+# after a 201 (the console listing the gallery it just created) could miss the write,
+# and a failed commit was never reported.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 # Declared for the OpenAPI docs ("Authorize" button); get_principal reads the headers.

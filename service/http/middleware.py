@@ -72,6 +72,9 @@ class RequestContextMiddleware:
             route = scope.get("route")
             route_path = getattr(route, "path", "unmatched")
             method = scope["method"]
+            # Who asked (set by the auth dependency), so every request, the console's
+            # included, is attributable to the signed-in principal without its secret.
+            principal = scope.get("state", {}).get("principal")
             REQUESTS.labels(method, route_path, str(status_holder["status"])).inc()
             LATENCY.labels(method, route_path).observe(elapsed)
             log.info(
@@ -82,5 +85,6 @@ class RequestContextMiddleware:
                     "route": route_path,
                     "status": status_holder["status"],
                     "duration_ms": round(elapsed * 1000, 2),
+                    "principal": f"{principal.kind}:{principal.id}" if principal else None,
                 },
             )

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from typing import Literal
 
 from fastapi import APIRouter, Query, Request, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from service.db.models import Face
-from service.domain import faces
+from service.domain import face_images, faces
 from service.domain.schemas import FacePage, FacePublic, JobAccepted
 from service.http.deps import ComponentsDep, OperatorPrincipal, SessionDep
 from service.http.openapi import problems
@@ -122,6 +123,37 @@ def get_face(
 ) -> FacePublic:
     row, model_ids, active = faces.get(session, principal, gallery_id, subject_id, face_id)
     return face_public(row, model_ids, active)
+
+
+@router.get(
+    "/{face_id}/image",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}},
+)
+async def face_image(
+    gallery_id: uuid.UUID,
+    subject_id: uuid.UUID,
+    face_id: uuid.UUID,
+    principal: OperatorPrincipal,
+    session: SessionDep,
+    components: ComponentsDep,
+    size: Literal["thumbnail", "original"] = Query(
+        "original", description="`thumbnail`: a JPEG crop around the face, at most 160 px."
+    ),
+) -> Response:
+    """The enrolled photo, decrypted. Never cached (`Cache-Control: no-store`): a
+    shared proxy or the browser's disk must not keep biometric data."""
+    image = await components.run_cpu(
+        lambda: face_images.read(
+            session, components, principal, gallery_id, subject_id, face_id,
+            thumbnail=size == "thumbnail",
+        )
+    )  # fmt: skip
+    return Response(
+        image.data,
+        media_type=image.media_type,
+        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+    )
 
 
 @router.delete("/{face_id}", status_code=status.HTTP_204_NO_CONTENT)

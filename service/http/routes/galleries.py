@@ -27,8 +27,13 @@ router = APIRouter(prefix="/v1/galleries", tags=["galleries"])
 
 
 def gallery_public(
-    row: Gallery, subject_count: int | None = None, open_set: OpenSetEstimate | None = None
+    row: Gallery,
+    subject_count: int | None = None,
+    open_set: OpenSetEstimate | None = None,
+    counts: tuple[int, int, dict[str, int]] | None = None,
 ) -> GalleryPublic:
+    if counts is not None:
+        subject_count = counts[0]
     return GalleryPublic(
         id=row.id,
         name=row.name,
@@ -37,6 +42,8 @@ def gallery_public(
         store_probes=row.store_probes,
         created_at=row.created_at,
         subject_count=subject_count,
+        face_count=counts[1] if counts is not None else None,
+        template_counts=counts[2] if counts is not None else None,
         open_set=open_set,
     )
 
@@ -80,9 +87,9 @@ def list_galleries(
     cursor: str | None = None,
 ) -> GalleryPage:
     rows, next_cursor = galleries.list_page(session, principal, limit=limit, cursor=cursor)
-    counts = galleries.subject_counts(session, [r.id for r in rows])
+    counts = galleries.counts(session, [r.id for r in rows])
     return GalleryPage(
-        items=[gallery_public(r, counts[r.id]) for r in rows], next_cursor=next_cursor
+        items=[gallery_public(r, counts=counts[r.id]) for r in rows], next_cursor=next_cursor
     )
 
 
@@ -94,8 +101,9 @@ def get_gallery(
     components: ComponentsDep,
 ) -> GalleryPublic:
     row = galleries.get_visible(session, principal, gallery_id)
-    count = galleries.subject_count(session, gallery_id)
-    return gallery_public(row, count, galleries.open_set_estimate(components, row, count))
+    counts = galleries.counts(session, [gallery_id])[gallery_id]
+    estimate = galleries.open_set_estimate(components, row, counts[0])
+    return gallery_public(row, open_set=estimate, counts=counts)
 
 
 @router.patch("/{gallery_id}", response_model=GalleryPublic)
@@ -150,10 +158,18 @@ def list_subjects(
     limit: int = Query(50, ge=1, le=200),
     cursor: str | None = None,
     external_id: str | None = Query(None, description="Only the subject with this id."),
+    q: str | None = Query(
+        None,
+        min_length=1,
+        max_length=200,
+        description="Subjects whose external id or display name starts with this "
+        "(case-insensitive).",
+    ),
 ) -> SubjectPage:
     rows, next_cursor = subjects.list_page(
-        session, principal, gallery_id, limit=limit, cursor=cursor, external_id=external_id
-    )
+        session, principal, gallery_id, limit=limit, cursor=cursor, external_id=external_id,
+        prefix=q,
+    )  # fmt: skip
     counts = subjects.face_counts(session, [r.id for r in rows])
     return SubjectPage(
         items=[subject_public(r, counts[r.id]) for r in rows], next_cursor=next_cursor
