@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from pymilvus import DataType, MilvusClient
+from pymilvus import DataType, MilvusClient, MilvusException
 from sqlalchemy import Connection
 
 from retrieval.backends.external import PostgresCheckedReads, collection_name
@@ -42,18 +42,39 @@ class MilvusIndex(PostgresCheckedReads):
         index = self.client.prepare_index_params()
         if self.lite:
             index.add_index("vector", index_type="FLAT", metric_type="COSINE")
-        else:
-            index.add_index(
-                "vector",
-                index_type="HNSW",
-                metric_type="COSINE",
-                params={"M": self.config.m, "efConstruction": self.config.ef_construction},
+            # Strong: a delete is visible to the very next query.
+            self.client.create_collection(
+                name, schema=schema, index_params=index, consistency_level="Strong"
             )
-            index.add_index("gallery_id", index_type="INVERTED")
-        # Strong: a delete is visible to the very next query.
-        self.client.create_collection(
-            name, schema=schema, index_params=index, consistency_level="Strong"
+            return
+        # On a server the indexes are made one by one: the scalar one may need a second
+        # try, and create_collection(index_params=…) would leave the collection behind,
+        # unloaded, when its index fails.
+        self.client.create_collection(name, schema=schema, consistency_level="Strong")
+        index.add_index(
+            "vector",
+            index_type="HNSW",
+            metric_type="COSINE",
+            params={"M": self.config.m, "efConstruction": self.config.ef_construction},
         )
+        self.client.create_index(name, index)
+        self._index_gallery_field(name)
+        self.client.load_collection(name)
+
+    def _index_gallery_field(self, name: str) -> None:
+        """INVERTED where the server has it (Milvus 2.4 on); Milvus 2.3 refuses it for a
+        VARCHAR ("expected=Trie") and gets its default scalar index instead."""
+        inverted = self.client.prepare_index_params()
+        inverted.add_index("gallery_id", index_type="INVERTED")
+        try:
+            self.client.create_index(name, inverted)
+            return
+        except MilvusException as exc:
+            if "INVERTED" not in str(exc) and "expected=" not in str(exc):
+                raise
+        default = self.client.prepare_index_params()
+        default.add_index("gallery_id", index_type="")
+        self.client.create_index(name, default)
 
     def drop_model(self, conn: Connection | None, model_id: str) -> None:
         self.client.drop_collection(collection_name(model_id))
