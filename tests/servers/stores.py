@@ -126,6 +126,12 @@ class RedisSentinelSet:
             argv += ["--replicaof", "127.0.0.1", str(master)]
         node = Server(f"redis-server :{port}", argv, self.root / f"redis-{port}.log")
         node.wait_until(lambda: redis.Redis(port=port).ping(), timeout_s=20, what="answering")
+        if master is not None:
+            node.wait_until(
+                lambda: redis.Redis(port=port).info("replication")["master_link_status"] == "up",
+                timeout_s=30,
+                what="in sync with its master",
+            )
         self.nodes[port] = node
         return port
 
