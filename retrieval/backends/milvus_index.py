@@ -5,6 +5,7 @@ m / ef_construction and ``ef`` per query."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 
@@ -64,14 +65,15 @@ class MilvusIndex(PostgresCheckedReads):
     def _index_gallery_field(self, name: str) -> None:
         """INVERTED where the server has it (Milvus 2.4 on); Milvus 2.3 refuses it for a
         VARCHAR ("expected=Trie") and gets its default scalar index instead."""
-        inverted = self.client.prepare_index_params()
-        inverted.add_index("gallery_id", index_type="INVERTED")
-        try:
-            self.client.create_index(name, inverted)
-            return
-        except MilvusException as exc:
-            if "INVERTED" not in str(exc) and "expected=" not in str(exc):
-                raise
+        if not _before_2_4(self.client.get_server_version()):
+            inverted = self.client.prepare_index_params()
+            inverted.add_index("gallery_id", index_type="INVERTED")
+            try:
+                self.client.create_index(name, inverted)
+                return
+            except MilvusException as exc:  # a server that hides its version, say
+                if "INVERTED" not in str(exc) and "expected=" not in str(exc):
+                    raise
         default = self.client.prepare_index_params()
         default.add_index("gallery_id", index_type="")
         self.client.create_index(name, default)
@@ -138,6 +140,12 @@ class MilvusIndex(PostgresCheckedReads):
 
     def close(self) -> None:
         self.client.close()
+
+
+def _before_2_4(version: str) -> bool:
+    """True for a server version such as "v2.3.5-lite"; False when it cannot tell."""
+    match = re.match(r"v?(\d+)\.(\d+)", version or "")
+    return match is not None and (int(match[1]), int(match[2])) < (2, 4)
 
 
 def _gallery_expr(gallery_id: uuid.UUID) -> str:

@@ -37,7 +37,11 @@ def get_session(container: ContainerDep) -> Iterator[Session]:
         session.close()
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": commit (or roll back) when the route returns, before the response is
+# sent. FastAPI's default ends a yield dependency after the response has gone out, so a
+# client could see 201/204 for a write not yet committed (or then rolled back), and a
+# request right after it would not read it.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 # Declared for the OpenAPI docs ("Authorize" button); get_principal reads the headers.

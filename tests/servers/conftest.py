@@ -9,10 +9,7 @@ over TCP. A server that cannot start fails the test that needs it, with its log.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,27 +18,15 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.conftest import REPO, TEMPLATE_DB, _drop_database, _make_database
+from tests.conftest import TEMPLATE_DB, _drop_database, _make_database
+from tests.servers.api import Stack, run_faceprint
 from tests.servers.postgres import PgServer
 from tests.servers.stores import MilvusStandalone, RedisSentinelSet, SeaweedS3
-
-FACEPRINT = str(Path(sys.executable).with_name("faceprint"))
 
 
 def _scratch(prefix: str) -> Path:
     # Not pytest's tmp dirs: their parents are 0700, and PostgreSQL runs as another user.
     return Path(tempfile.mkdtemp(prefix=f"faceprint-servers-{prefix}-"))
-
-
-def faceprint(*args: str, env: dict[str, str], timeout_s: float = 300) -> str:
-    """Run the ``faceprint`` command with only ``env`` on top of a clean environment."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("FACEPRINT_")}
-    done = subprocess.run(
-        [FACEPRINT, *args], env={**base, **env}, capture_output=True, text=True,
-        timeout=timeout_s, cwd=REPO,
-    )  # fmt: skip
-    assert done.returncode == 0, f"faceprint {' '.join(args)}: {done.stdout}\n{done.stderr}"
-    return done.stdout
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +49,7 @@ def pg_admin_uri(pg_server: PgServer, tmp_path_factory: pytest.TempPathFactory) 
     with psycopg.connect(pg_server.admin_uri(), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE_DB)))
     data_dir = tmp_path_factory.mktemp("migrate-data")
-    faceprint(
+    run_faceprint(
         "migrate",
         env={
             "FACEPRINT_DATABASE_URL": pg_server.url(TEMPLATE_DB),
@@ -142,3 +127,28 @@ def milvus_uri(milvus_server: MilvusStandalone) -> Iterator[str]:
             client.drop_collection(name)
     finally:
         client.close()
+
+
+@pytest.fixture
+def stack(
+    pg_server: PgServer,
+    db_name: str,
+    s3_server: SeaweedS3,
+    sentinel_redis: RedisSentinelSet,
+    milvus_server: MilvusStandalone,
+    milvus_uri: str,
+    tmp_path: Path,
+) -> Stack:
+    """Every server of a deployment, with this test's own database, bucket and data dir
+    (the Milvus collections are dropped after it)."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    return Stack(
+        pg=pg_server,
+        database=db_name,
+        s3=s3_server,
+        bucket=s3_server.s3.new_bucket(),
+        redis=sentinel_redis,
+        milvus=milvus_server,
+        data_dir=data_dir,
+    )
