@@ -33,6 +33,13 @@ class Settings(BaseSettings):
         default=None,
         description="postgresql+psycopg://… of an external server; unset starts the embedded one.",
     )
+    database_read_url: SecretStr | None = Field(
+        default=None,
+        description="postgresql+psycopg://… of a read replica (a streaming standby): the "
+        "history list and the analytics reports read there. Verify, search and every write "
+        "use FACEPRINT_DATABASE_URL (a replica lags; verify must read its own writes). "
+        "Unset: everything on the primary.",
+    )
     database_url_file: Path | None = Field(
         default=None,
         description="A file holding the database URL (e.g. a container secret); read when "

@@ -44,6 +44,21 @@ def get_session(container: ContainerDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
+def get_read_session(container: ContainerDep) -> Iterator[Session]:
+    """A session on the read replica (the primary when none is configured), for views
+    that may lag a little behind the last write. It never commits: a standby refuses
+    writes, and these views make none."""
+    session: Session = container.read_sessionmaker()
+    try:
+        yield session
+    finally:
+        session.rollback()
+        session.close()
+
+
+ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
+
+
 # Declared for the OpenAPI docs ("Authorize" button); get_principal reads the headers.
 _bearer_doc = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
 _api_key_doc = APIKeyHeader(name="X-API-Key", auto_error=False)
