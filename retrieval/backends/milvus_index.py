@@ -5,10 +5,11 @@ m / ef_construction and ``ef`` per query."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 
-from pymilvus import DataType, MilvusClient
+from pymilvus import DataType, MilvusClient, MilvusException
 from sqlalchemy import Connection
 
 from retrieval.backends.external import PostgresCheckedReads, collection_name
@@ -42,18 +43,40 @@ class MilvusIndex(PostgresCheckedReads):
         index = self.client.prepare_index_params()
         if self.lite:
             index.add_index("vector", index_type="FLAT", metric_type="COSINE")
-        else:
-            index.add_index(
-                "vector",
-                index_type="HNSW",
-                metric_type="COSINE",
-                params={"M": self.config.m, "efConstruction": self.config.ef_construction},
+            # Strong: a delete is visible to the very next query.
+            self.client.create_collection(
+                name, schema=schema, index_params=index, consistency_level="Strong"
             )
-            index.add_index("gallery_id", index_type="INVERTED")
-        # Strong: a delete is visible to the very next query.
-        self.client.create_collection(
-            name, schema=schema, index_params=index, consistency_level="Strong"
+            return
+        # On a server the indexes are made one by one: the scalar one may need a second
+        # try, and create_collection(index_params=…) would leave the collection behind,
+        # unloaded, when its index fails.
+        self.client.create_collection(name, schema=schema, consistency_level="Strong")
+        index.add_index(
+            "vector",
+            index_type="HNSW",
+            metric_type="COSINE",
+            params={"M": self.config.m, "efConstruction": self.config.ef_construction},
         )
+        self.client.create_index(name, index)
+        self._index_gallery_field(name)
+        self.client.load_collection(name)
+
+    def _index_gallery_field(self, name: str) -> None:
+        """INVERTED where the server has it (Milvus 2.4 on); Milvus 2.3 refuses it for a
+        VARCHAR ("expected=Trie") and gets its default scalar index instead."""
+        if not _before_2_4(self.client.get_server_version()):
+            inverted = self.client.prepare_index_params()
+            inverted.add_index("gallery_id", index_type="INVERTED")
+            try:
+                self.client.create_index(name, inverted)
+                return
+            except MilvusException as exc:  # a server that hides its version, say
+                if "INVERTED" not in str(exc) and "expected=" not in str(exc):
+                    raise
+        default = self.client.prepare_index_params()
+        default.add_index("gallery_id", index_type="")
+        self.client.create_index(name, default)
 
     def drop_model(self, conn: Connection | None, model_id: str) -> None:
         self.client.drop_collection(collection_name(model_id))
@@ -117,6 +140,12 @@ class MilvusIndex(PostgresCheckedReads):
 
     def close(self) -> None:
         self.client.close()
+
+
+def _before_2_4(version: str) -> bool:
+    """True for a server version such as "v2.3.5-lite"; False when it cannot tell."""
+    match = re.match(r"v?(\d+)\.(\d+)", version or "")
+    return match is not None and (int(match[1]), int(match[2])) < (2, 4)
 
 
 def _gallery_expr(gallery_id: uuid.UUID) -> str:

@@ -51,6 +51,7 @@ from typing import Protocol
 import redis
 
 from service.core.problems import RateLimited
+from service.core.redis_client import make_redis
 from service.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -197,9 +198,8 @@ class RedisWindowCounter:
     ) -> None:
         """``clock`` None (the default) uses Redis' clock, one for every process; a clock
         is for driving both backends through the same timeline in tests."""
-        self._client = redis.Redis.from_url(
-            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
-        )
+        # A plain URL or a redis+sentinel:// one (service.core.redis_client).
+        self._client = make_redis(url, timeout_s=timeout_s)
         self._script = self._client.register_script(_SLIDE_LUA)
         self._prefix = prefix
         self._clock = clock

@@ -6,16 +6,18 @@ PostgreSQL, the image store and the generated secrets.
 
 from __future__ import annotations
 
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import platformdirs
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from indexing.types import GraphRuntimeName
+from service.core.redis_client import SENTINEL_SCHEME, parse_sentinel_url, sentinel_url
 
 VectorBackendName = Literal["pgvector", "qdrant", "qdrant-edge", "milvus"]
 
@@ -31,12 +33,31 @@ class Settings(BaseSettings):
         default=None,
         description="postgresql+psycopg://… of an external server; unset starts the embedded one.",
     )
+    database_read_url: SecretStr | None = Field(
+        default=None,
+        description="postgresql+psycopg://… of a read replica (a streaming standby): the "
+        "history list and the analytics reports read there. Verify, search and every write "
+        "use FACEPRINT_DATABASE_URL (a replica lags; verify must read its own writes). "
+        "Unset: everything on the primary.",
+    )
     database_url_file: Path | None = Field(
         default=None,
         description="A file holding the database URL (e.g. a container secret); read when "
         "FACEPRINT_DATABASE_URL is unset. `serve --workers` hands its URL to its workers so.",
     )
-    redis_url: str | None = None
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis for rate limits shared across API processes: redis://host:port/db, "
+        "or redis+sentinel://host:port[,host:port]/master_name[/db] to follow the master "
+        "that Sentinel names.",
+    )
+    redis_sentinels: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Sentinels (host:port, comma-separated, or a JSON list) to ask for "
+        "the master of FACEPRINT_REDIS_SENTINEL_MASTER; the password and db come from "
+        "FACEPRINT_REDIS_URL when it is a redis:// URL. Same as a redis+sentinel:// URL.",
+    )
+    redis_sentinel_master: str = "mymaster"
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -183,6 +204,34 @@ class Settings(BaseSettings):
             if not url:
                 raise ValueError(f"FACEPRINT_DATABASE_URL_FILE {self.database_url_file} is empty")
             self.database_url = SecretStr(url)
+        return self
+
+    @field_validator("redis_sentinels", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        # "h1:p1,h2:p2" is what operators write; a JSON list works too (NoDecode leaves
+        # the variable's text to this validator).
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _redis_target(self) -> Settings:
+        """Fold FACEPRINT_REDIS_SENTINELS into redis_url, so that one value says where
+        the shared limits live (and whether there are any)."""
+        if self.redis_sentinels:
+            if self.redis_url and self.redis_url.startswith(SENTINEL_SCHEME):
+                raise ValueError(
+                    "set FACEPRINT_REDIS_SENTINELS or a redis+sentinel:// FACEPRINT_REDIS_URL,"
+                    " not both"
+                )
+            self.redis_url = sentinel_url(
+                self.redis_sentinels, self.redis_sentinel_master, self.redis_url
+            )
+        if self.redis_url and self.redis_url.startswith(SENTINEL_SCHEME):
+            parse_sentinel_url(self.redis_url)  # a malformed one fails at start-up
         return self
 
     @model_validator(mode="after")

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy import Engine
 
 from indexing.pipeline import FacePipeline
 from service.core.datadir import load_secrets
@@ -20,7 +21,7 @@ from service.domain.webhooks.dispatch import DispatchConfig, Dispatcher
 from service.domain.webhooks.endpoints import Keys as WebhookKeys
 from service.http.bodylimit import BodyLimitMiddleware
 from service.http.console import install_console
-from service.http.container import Container
+from service.http.container import Container, ReadinessProbe
 from service.http.docs import install_docs
 from service.http.errors import install_problem_handlers
 from service.http.middleware import RequestContextMiddleware
@@ -50,17 +51,44 @@ def _index_problem(components: Components) -> str | None:
     return None if health.ok else health.detail
 
 
+def _replica_problem(read_engine: Engine) -> str | None:
+    try:
+        with read_engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except Exception as exc:  # noqa: BLE001 - any failure to answer is "not ready"
+        name = type(exc).__name__
+        return f"the read replica (FACEPRINT_DATABASE_READ_URL) does not answer: {name}"
+    return None
+
+
+def _probes(components: Components, read_engine: Engine | None) -> dict[str, ReadinessProbe]:
+    probes: dict[str, ReadinessProbe] = {
+        "index": lambda: _index_problem(components),
+        "image_store": components.image_store.health,
+    }
+    if read_engine is not None:
+        probes["read_replica"] = lambda: _replica_problem(read_engine)
+    return probes
+
+
 def build_container(
     settings: Settings, *, database_url: str, pipeline: FacePipeline | None = None
 ) -> Container:
     engine = make_engine(database_url)
+    sessions = make_sessionmaker(engine)
+    read_engine = read_sessions = None
+    if settings.database_read_url is not None:
+        read_engine = make_engine(settings.database_read_url.get_secret_value())
+        read_sessions = make_sessionmaker(read_engine)
     secrets = load_secrets(settings)
     components = build_components(settings, engine, secrets, pipeline=pipeline)
     dispatch = DispatchConfig.from_settings(settings)
     return Container(
         settings=settings,
         engine=engine,
-        sessionmaker=make_sessionmaker(engine),
+        sessionmaker=sessions,
+        read_sessionmaker=read_sessions or sessions,
+        read_engine=read_engine,
         secrets=secrets,
         components=components,
         liveness=build_liveness_runtime(settings, components.pipeline),
@@ -68,10 +96,7 @@ def build_container(
         rate_limiter=build_rate_limiter(settings),
         webhooks=Dispatcher(engine, secrets.encryption_key, dispatch),
         webhook_keys=WebhookKeys(secrets.encryption_key, dispatch.policy),
-        readiness_probes={
-            "index": lambda: _index_problem(components),
-            "image_store": components.image_store.health,
-        },
+        readiness_probes=_probes(components, read_engine),
     )
 
 

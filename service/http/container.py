@@ -28,6 +28,9 @@ class Container:
     settings: Settings
     engine: Engine
     sessionmaker: sessionmaker[Session]
+    # Sessions for the read-only views that may lag (FACEPRINT_DATABASE_READ_URL);
+    # the primary's own sessionmaker when no replica is configured.
+    read_sessionmaker: sessionmaker[Session]
     secrets: Secrets
     components: Components
     liveness: LivenessRuntime
@@ -36,9 +39,12 @@ class Container:
     webhooks: Dispatcher
     webhook_keys: WebhookKeys
     readiness_probes: dict[str, ReadinessProbe] = field(default_factory=dict)
+    read_engine: Engine | None = None
 
     def close(self) -> None:
         self.webhooks.stop()
         self.components.close()
         self.rate_limiter.close()
         self.engine.dispose()
+        if self.read_engine is not None:
+            self.read_engine.dispose()

@@ -37,11 +37,26 @@ def get_session(container: ContainerDep) -> Iterator[Session]:
         session.close()
 
 
-# scope="function": the commit runs when the route returns, before the answer is sent.
-# With the default ("request") it ran after the response, so a client that read right
-# after a 201 (the console listing the gallery it just created) could miss the write,
-# and a failed commit was never reported.
+# scope="function": commit (or roll back) when the route returns, before the response is
+# sent. FastAPI's default ends a yield dependency after the response has gone out, so a
+# client could see 201/204 for a write not yet committed (or then rolled back), and a
+# request right after it would not read it.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def get_read_session(container: ContainerDep) -> Iterator[Session]:
+    """A session on the read replica (the primary when none is configured), for views
+    that may lag a little behind the last write. It never commits: a standby refuses
+    writes, and these views make none."""
+    session: Session = container.read_sessionmaker()
+    try:
+        yield session
+    finally:
+        session.rollback()
+        session.close()
+
+
+ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
 
 
 # Declared for the OpenAPI docs ("Authorize" button); get_principal reads the headers.

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from service.core.problems import Unprocessable
 from service.domain import analytics
-from service.http.deps import OperatorPrincipal, SessionDep
+from service.http.deps import OperatorPrincipal, ReadSessionDep
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
 
@@ -35,7 +35,7 @@ def list_reports(_principal: OperatorPrincipal) -> dict[str, list[str]]:
 def get_report(
     report: str,
     principal: OperatorPrincipal,
-    session: SessionDep,
+    session: ReadSessionDep,
     since: datetime | None = None,
     until: datetime | None = None,
     gallery: uuid.UUID | None = None,

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 
 from service.domain import history
 from service.domain.schemas import VerificationLabel, VerificationPage, VerificationPublic
-from service.http.deps import ClientPrincipal, OperatorPrincipal, SessionDep
+from service.http.deps import ClientPrincipal, OperatorPrincipal, ReadSessionDep, SessionDep
 
 router = APIRouter(prefix="/v1/verifications", tags=["history"])
 
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/v1/verifications", tags=["history"])
 @router.get("", response_model=VerificationPage)
 def list_verifications(
     principal: ClientPrincipal,
-    session: SessionDep,
+    session: ReadSessionDep,
     limit: int = Query(50, ge=1, le=200),
     cursor: str | None = None,
     gallery: uuid.UUID | None = None,
@@ -29,7 +29,8 @@ def list_verifications(
     until: datetime | None = None,
 ) -> VerificationPage:
     """Newest first. Clients see their own calls; operators and admins see every call
-    in the galleries they can see."""
+    in the galleries they can see. Read from FACEPRINT_DATABASE_READ_URL when set (it
+    may lag the newest calls by the replica's delay); GET by id reads the primary."""
     rows, next_cursor = history.list_page(
         session, principal, limit=limit, cursor=cursor, gallery_id=gallery, subject_id=subject,
         kind=kind, match=match, since=since, until=until,
