@@ -186,7 +186,11 @@ return {1, math.max(0, math.floor(limit - estimate - 1)), 0}
 
 
 class RedisWindowCounter:
-    """Counters in Redis, shared by every process that uses the same Redis."""
+    """Counters in Redis, shared by every process that uses the same Redis.
+
+    While Redis cannot be reached the counts go on in this process (limits still hold,
+    per process), said once in the log; Redis is tried again every ``retry_s`` and, once
+    it answers, counting returns there (also said once)."""
 
     def __init__(
         self,
@@ -195,6 +199,7 @@ class RedisWindowCounter:
         prefix: str = REDIS_PREFIX,
         timeout_s: float = 0.5,
         clock: Callable[[], float] | None = None,
+        retry_s: float = 2.0,
     ) -> None:
         """``clock`` None (the default) uses Redis' clock, one for every process; a clock
         is for driving both backends through the same timeline in tests."""
@@ -203,18 +208,41 @@ class RedisWindowCounter:
         self._script = self._client.register_script(_SLIDE_LUA)
         self._prefix = prefix
         self._clock = clock
+        self._fallback = MemoryWindowCounter(clock or time.time)
+        self._retry_s = retry_s
+        self._down_until: float | None = None  # monotonic; None while Redis answers
+        self._state_lock = threading.Lock()
+
+    @property
+    def degraded(self) -> bool:
+        return self._down_until is not None
 
     def hit(self, key: str, *, limit: int, window_ms: int) -> Decision:
         if limit < 1:
             raise ValueError("a rate limit must admit at least one request per window")
+        down_until = self._down_until
+        if down_until is not None and time.monotonic() < down_until:
+            return self._fallback.hit(key, limit=limit, window_ms=window_ms)
         args = [limit, window_ms]
         if self._clock is not None:
             args.append(int(self._clock() * 1000))
         try:
             allowed, remaining, retry_ms = self._script(keys=[self._prefix + key], args=args)
         except redis.RedisError as exc:
-            log.warning("rate limiter unavailable; admitting", extra={"error": type(exc).__name__})
-            return Decision(True, limit, limit, 0.0)
+            with self._state_lock:
+                if self._down_until is None:
+                    log.warning(
+                        "rate limiter: Redis unavailable, counting in this process until it"
+                        " is back",
+                        extra={"error": type(exc).__name__},
+                    )
+                self._down_until = time.monotonic() + self._retry_s
+            return self._fallback.hit(key, limit=limit, window_ms=window_ms)
+        if down_until is not None:
+            with self._state_lock:
+                if self._down_until is not None:
+                    log.warning("rate limiter: Redis is back, counting there again")
+                self._down_until = None
         return Decision(bool(allowed), limit, int(remaining), int(retry_ms) / 1000)
 
     def close(self) -> None:

@@ -3,6 +3,7 @@ Playwright. Nothing is downloaded: the browser is the system's `chromium`."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import tempfile
@@ -179,7 +180,15 @@ def new_page(browser, *, width: int = 1280, height: int = 800):  # noqa: ANN001,
 
 
 def screenshot(page, name: str) -> Path:  # noqa: ANN001
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
+    """The page as a PNG: into docs/console/ (the README's pictures) when
+    CONSOLE_SCREENSHOTS=1, else a temporary folder, so a test run leaves the checkout
+    as it found it."""
+    folder = SCREENSHOTS if os.environ.get("CONSOLE_SCREENSHOTS") == "1" else _scratch()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
     page.screenshot(path=str(path), full_page=False)
     return path
+
+
+def _scratch() -> Path:
+    return Path(tempfile.gettempdir()) / "faceprint-console-screenshots"
