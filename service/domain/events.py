@@ -44,10 +44,6 @@ EVENT_TYPES = (
     REINDEX_ROLLED_BACK,
 )
 
-_SUBSCRIBED = text(
-    "SELECT id FROM webhooks WHERE active AND CAST(:type AS varchar) = ANY(events)"
-    " AND (gallery_ids IS NULL OR CAST(:gallery AS uuid) = ANY(gallery_ids))"
-)
 _INSERT_EVENT = text(
     "INSERT INTO events (event_type, payload, gallery_id)"
     " VALUES (:type, CAST(:payload AS jsonb), :gallery) RETURNING id"
@@ -91,6 +87,23 @@ def _write(
     return int(event_id)
 
 
+# announce in one round trip (it sits in every verify's transaction): find the
+# subscribers, write the event only if there are any, one delivery each, and wake the
+# dispatchers. A data-modifying CTE runs whether or not it is read; pg_notify is read.
+_ANNOUNCE = text(
+    "WITH subs AS (SELECT id FROM webhooks WHERE active"
+    " AND CAST(:type AS varchar) = ANY(events)"
+    " AND (gallery_ids IS NULL OR CAST(:gallery AS uuid) = ANY(gallery_ids))),"
+    " ev AS (INSERT INTO events (event_type, payload, gallery_id)"
+    " SELECT :type, CAST(:payload AS jsonb), :gallery WHERE EXISTS (SELECT 1 FROM subs)"
+    " RETURNING id),"
+    " deliveries AS (INSERT INTO webhook_deliveries (id, webhook_id, event_id, status)"
+    " SELECT gen_random_uuid(), subs.id, ev.id, 'pending' FROM subs CROSS JOIN ev),"
+    " woken AS (SELECT pg_notify(:channel, '') FROM ev)"
+    " SELECT (SELECT id FROM ev), (SELECT count(*) FROM woken)"
+)
+
+
 def announce(
     where: Session | Connection,
     event_type: str,
@@ -99,9 +112,16 @@ def announce(
 ) -> int | None:
     """Queue ``event_type`` for every active endpoint subscribed to it (and to the
     gallery), in the caller's transaction. Returns the event id, None if none listens."""
-    conn = _conn(where)
-    ids = list(conn.execute(_SUBSCRIBED, {"type": event_type, "gallery": gallery_id}).scalars())
-    return _write(conn, event_type, data, gallery_id, ids)
+    payload = json.dumps(message(event_type, data))
+    row = (
+        _conn(where)
+        .execute(
+            _ANNOUNCE,
+            {"type": event_type, "payload": payload, "gallery": gallery_id, "channel": CHANNEL},
+        )
+        .one()
+    )
+    return int(row[0]) if row[0] is not None else None
 
 
 def announce_to(
