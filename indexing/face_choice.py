@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Generic, Literal, TypeVar
+from typing import Generic, Literal, Protocol, TypeVar
 
 from indexing.errors import LowQuality, MultipleFaces, NoFace
 from indexing.pipeline import DetectedFace
@@ -35,6 +35,20 @@ FaceMode = Literal["auto", "single", "largest"]
 
 
 F = TypeVar("F", bound=DetectedFace)
+
+
+class _Boxed(Protocol):
+    @property
+    def bbox(self) -> BBox: ...
+
+
+B = TypeVar("B", bound=_Boxed)
+
+
+def box_text(box: BBox) -> str:
+    """``x,y,w,h``, as ``face=`` takes it."""
+    b = box.as_dict()
+    return f"{b['x']:g},{b['y']:g},{b['width']:g},{b['height']:g}"
 
 
 class BadFaceSelector(ValueError):
@@ -66,8 +80,7 @@ class FaceSelector:
     def as_text(self) -> str:
         if self.box is None:
             return self.mode
-        b = self.box.as_dict()
-        return f"{b['x']:g},{b['y']:g},{b['width']:g},{b['height']:g}"
+        return box_text(self.box)
 
 
 @dataclass(frozen=True)
@@ -92,6 +105,17 @@ def iou(a: BBox, b: BBox) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def in_box(faces: Sequence[B], box: BBox) -> B:
+    """The face (or detection) that overlaps ``box`` best; NoFace if none overlaps it by
+    at least ``MIN_BOX_IOU``."""
+    best = max(faces, key=lambda f: iou(f.bbox, box))
+    if iou(best.bbox, box) < MIN_BOX_IOU:
+        raise NoFace(
+            f"no face found in the box {box_text(box)}: {len(faces)} face(s) elsewhere in the photo"
+        )
+    return best
+
+
 def choose_face(faces: Sequence[F], selector: FaceSelector = FaceSelector()) -> FaceChoice[F]:
     """The face to use among ``faces`` (all of one photo)."""
     if not faces:
@@ -99,13 +123,7 @@ def choose_face(faces: Sequence[F], selector: FaceSelector = FaceSelector()) -> 
     width, height = faces[0].frame
     ranked = sorted(faces, key=lambda f: prominence(f.bbox, width, height), reverse=True)
     if selector.box is not None:
-        box = selector.box
-        best = max(faces, key=lambda f: iou(f.bbox, box))
-        if iou(best.bbox, box) < MIN_BOX_IOU:
-            raise NoFace(
-                f"no face found in the box {selector.as_text()}: "
-                f"{len(faces)} face(s) elsewhere in the photo"
-            )
+        best = in_box(faces, selector.box)
         return FaceChoice(best, [f for f in ranked if f is not best])
     if selector.mode == "largest":
         best = max(faces, key=lambda f: f.bbox.width)

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from indexing.errors import NoFace
-from indexing.face_choice import MIN_BOX_IOU, FaceSelector, iou
+from indexing.face_choice import FaceSelector, in_box
 from indexing.pipeline import AnalyzedFace
 from indexing.timings import StageTimings
 from indexing.types import BBox, RGBImage
@@ -89,15 +89,8 @@ def probe_in(
     found = components.pipeline.find_faces(image, timings=timings)
     if not found:
         raise NoFace()
-    chosen = found[0]  # largest first
-    if selector.box is not None:
-        box = selector.box
-        chosen = max(found, key=lambda d: iou(d.bbox, box))
-        if iou(chosen.bbox, box) < MIN_BOX_IOU:
-            raise NoFace(
-                f"no face found in the box {selector.as_text()}: "
-                f"{len(found)} face(s) elsewhere in the photo"
-            )
+    # Largest first, unless the caller named a box.
+    chosen = found[0] if selector.box is None else in_box(found, selector.box)
     (face,) = components.pipeline.analyze_detections(
         image, [chosen], model_ids=[model_id], timings=timings
     )
