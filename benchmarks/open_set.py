@@ -36,15 +36,12 @@ from rich.table import Table
 from indexing.calibration import embed_photos, load_pairs, pair_scores
 from indexing.pipeline import PipelineConfig, build_pipeline
 from indexing.rates import Rate
+from indexing.rates import fpir_independent as fpir
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SIZES = (1_000, 10_000, 100_000, 1_000_000)
 TARGET_FPIR = 0.01
 MIN_TAIL = 10
-
-
-def fpir(fmr: float, n: int) -> float:
-    return float(-np.expm1(n * np.log1p(-min(fmr, 1 - 1e-16))))
 
 
 def main() -> None:

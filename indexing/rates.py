@@ -49,3 +49,14 @@ class Rate:
             f"{self.value:.{digits}%} ({self.k:,}/{self.n:,}; 95% CI "
             f"{lo:.{digits}%}–{hi:.{digits}%})"
         )
+
+
+def fpir_independent(fmr: float, n: int) -> float:
+    """1 - (1 - fmr)^n: the chance that any of ``n`` independent comparisons, each a
+    false match with probability ``fmr``, matches (a search's false positive
+    identification rate against a gallery of n strangers). Computed through log1p so
+    it stays exact at fmr 1e-8 and n 1e6."""
+    if n <= 0:
+        return 0.0
+    fmr = min(max(fmr, 0.0), 1.0 - 1e-16)
+    return -math.expm1(n * math.log1p(-fmr))

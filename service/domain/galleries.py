@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import uuid
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from indexing.errors import ModelUnavailable
+from indexing.rates import fpir_independent
 from service.core.principal import Principal
 from service.core.problems import Forbidden, NotFound, Unprocessable
 from service.db.model_rows import register_model
@@ -100,10 +100,11 @@ def open_set_estimate(components: Components, gallery: Gallery, subjects: int) -
     independent. On lfw-dev that overestimates (77% predicted, 48% measured at 1,467
     subjects: ``benchmarks/open_set.py``), so read it as an upper bound."""
     spec = components.pipeline.spec(gallery.active_model_id)
-    fmr = min(max(spec.target_fmr, 0.0), 1.0 - 1e-12)
-    fpir = -math.expm1(subjects * math.log1p(-fmr)) if subjects else 0.0
     return OpenSetEstimate(
-        subjects=subjects, threshold=spec.threshold, fmr=spec.target_fmr, expected_fpir=fpir
+        subjects=subjects,
+        threshold=spec.threshold,
+        fmr=spec.target_fmr,
+        expected_fpir=fpir_independent(spec.target_fmr, subjects),
     )
 
 
