@@ -69,24 +69,6 @@ def message(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _write(
-    conn: Connection, event_type: str, data: dict[str, Any], gallery_id: uuid.UUID | None,
-    webhook_ids: list[uuid.UUID],
-) -> int | None:  # fmt: skip
-    if not webhook_ids:
-        return None  # nobody listens: the events table does not grow for nothing
-    payload = json.dumps(message(event_type, data))
-    event_id = conn.execute(
-        _INSERT_EVENT, {"type": event_type, "payload": payload, "gallery": gallery_id}
-    ).scalar_one()
-    conn.execute(
-        _INSERT_DELIVERY,
-        [{"id": uuid.uuid4(), "webhook": w, "event": event_id} for w in webhook_ids],
-    )
-    conn.execute(_NOTIFY)
-    return int(event_id)
-
-
 # announce in one round trip (it sits in every verify's transaction): find the
 # subscribers, write the event only if there are any, one delivery each, and wake the
 # dispatchers. A data-modifying CTE runs whether or not it is read; pg_notify is read.
@@ -128,9 +110,14 @@ def announce_to(
     where: Session | Connection, webhook_id: uuid.UUID, event_type: str, data: dict[str, Any]
 ) -> int:
     """One event for one endpoint alone (``POST /v1/webhooks/{id}/test``)."""
-    event_id = _write(_conn(where), event_type, data, None, [webhook_id])
-    assert event_id is not None
-    return event_id
+    conn = _conn(where)
+    payload = json.dumps(message(event_type, data))
+    event_id = conn.execute(
+        _INSERT_EVENT, {"type": event_type, "payload": payload, "gallery": None}
+    ).scalar_one()
+    conn.execute(_INSERT_DELIVERY, {"id": uuid.uuid4(), "webhook": webhook_id, "event": event_id})
+    conn.execute(_NOTIFY)
+    return int(event_id)
 
 
 def _id(value: uuid.UUID | None) -> str | None:

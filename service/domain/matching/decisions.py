@@ -56,17 +56,7 @@ def probe_face(
     components: Components, image: bytes, model_id: str, timings: StageTimings | None = None
 ) -> AnalyzedFace:
     """The probe's largest face, embedded with ``model_id``."""
-    return probe_face_in(components, components.pipeline.decode(image, timings), model_id, timings)
-
-
-def probe_face_in(
-    components: Components,
-    image: RGBImage,
-    model_id: str,
-    timings: StageTimings | None = None,
-) -> AnalyzedFace:
-    """As :func:`probe_face` for an image already decoded."""
-    return probe_in(components, image, model_id, timings).face
+    return probe_in(components, components.pipeline.decode(image, timings), model_id, timings).face
 
 
 @dataclass
